@@ -1,0 +1,46 @@
+"""The `airgate` Typer app and what its commands share: consoles, options, config failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from infra.config.errors import ConfigError
+from infra.config.loader import STACKS_DIR, LoadedStack, load_stack
+
+app = typer.Typer(
+    name="airgate",
+    help="Cloudflare Workers as identity-aware gateways in front of Apache Airflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+StacksDirOption = Annotated[
+    Path | None,
+    typer.Option("--stacks-dir", help="Folder holding Pulumi.<stack>.yaml (default: ./stacks)"),
+]
+StackOption = Annotated[str, typer.Option("--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml")]
+
+
+@app.callback()
+def root() -> None:
+    """Plan, build, run and review airgate stacks. Deploy with plain `pulumi up -s <env>`."""
+
+
+def fail_on_config(error: ConfigError) -> NoReturn:
+    errors.print(error.render(), markup=False, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def load_or_exit(stack: str, stacks_dir: Path | None) -> LoadedStack:
+    """Loads and validates a stack; a bad one exits 2 with the model's error, having done nothing."""
+    try:
+        return load_stack(stack, stacks_dir or STACKS_DIR)
+    except ConfigError as error:
+        fail_on_config(error)

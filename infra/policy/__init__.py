@@ -1,0 +1,1 @@
+"""Policy: route patterns, the compiled per-gateway policy documents and the access matrix."""

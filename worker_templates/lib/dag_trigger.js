@@ -1,0 +1,170 @@
+// The DAG trigger gateway's upstream step: POST /dags/{dag_id}/runs {conf} → Airflow
+// POST /api/v2/dags/{dag_id}/dagRuns {"logical_date": null, conf}, and GET of one run's state.
+// The caller's role must hold a grant for the dag_id; a grant may pin a JSON schema for conf.
+// The Airflow credential is UPSTREAM_CREDENTIAL (a static bearer token) or, if that is not bound,
+// a JWT from Airflow's POST /auth/token with AIRFLOW_USERNAME / AIRFLOW_PASSWORD, cached in module
+// scope until 60 s before it expires (one fetch at a time, dropped after a 401).
+import { GatewayError } from "./problem.js";
+import { validate } from "./schema.js";
+import { callUpstream, forwardHeaders } from "./proxy.js";
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+let airflowToken = null; // {value, until, base}
+let tokenPending = null;
+
+function base(config) {
+  return config.upstream.url.replace(/\/+$/, "");
+}
+
+function expiryOf(jwt) {
+  try {
+    const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(part + "===".slice((part.length + 3) % 4))).exp;
+    if (typeof exp === "number") return exp * 1000;
+  } catch {}
+  return Date.now() + 10 * 60 * 1000;
+}
+
+async function airflowCredential(ctx, fresh) {
+  const { env, config } = ctx;
+  if (env.UPSTREAM_CREDENTIAL) return `Bearer ${env.UPSTREAM_CREDENTIAL}`;
+  if (!env.AIRFLOW_USERNAME || !env.AIRFLOW_PASSWORD) {
+    throw new GatewayError("config_invalid", "no Airflow credential is bound");
+  }
+  const root = base(config);
+  if (fresh) airflowToken = null;
+  if (airflowToken && airflowToken.base === root && Date.now() < airflowToken.until) return `Bearer ${airflowToken.value}`;
+  if (!tokenPending) {
+    tokenPending = (async () => {
+      try {
+        const answer = await callUpstream(
+          `${root}/auth/token`,
+          {
+            method: "POST",
+            headers: { "content-type": "application/json", accept: "application/json" },
+            body: JSON.stringify({ username: env.AIRFLOW_USERNAME, password: env.AIRFLOW_PASSWORD }),
+          },
+          ctx.timeoutMs,
+        );
+        const body = answer.ok ? await answer.json().catch(() => null) : null;
+        if (!body?.access_token) throw new GatewayError("upstream_credential_unavailable", `Airflow refused the service login (${answer.status})`);
+        airflowToken = { value: body.access_token, until: expiryOf(body.access_token) - 60_000, base: root };
+      } finally {
+        tokenPending = null;
+      }
+    })();
+  }
+  await tokenPending;
+  return `Bearer ${airflowToken.value}`;
+}
+
+async function callAirflow(ctx, method, path, body) {
+  const headers = forwardHeaders(new Headers(), ctx);
+  headers.set("accept", "application/json");
+  if (body !== undefined) headers.set("content-type", "application/json");
+  for (let attempt = 0; ; attempt++) {
+    headers.set("authorization", await airflowCredential(ctx, attempt > 0));
+    const answer = await callUpstream(base(ctx.config) + path, { method, headers, body }, ctx.timeoutMs);
+    // A cached login token may have been revoked or expired early: log in again once.
+    if (answer.status === 401 && attempt === 0 && !ctx.env.UPSTREAM_CREDENTIAL) continue;
+    ctx.upstreamStatus = answer.status;
+    return { status: answer.status, content_type: answer.headers.get("content-type") || "application/json", body: await answer.text() };
+  }
+}
+
+function toResponse(stored, requestId, replayed) {
+  const headers = { "content-type": stored.content_type, "x-request-id": requestId };
+  if (replayed) headers["idempotent-replayed"] = "true";
+  return new Response(stored.body, { status: stored.status, headers });
+}
+
+function grantedSchemas(ctx, dagId) {
+  const grants = Object.hasOwn(ctx.policy.dags, dagId) ? ctx.policy.dags[dagId] : {};
+  const held = ctx.identity.roles.filter((role) => Object.hasOwn(grants, role));
+  if (!held.length) throw new GatewayError("dag_not_granted", `no role of this identity may use DAG ${dagId}`);
+  return held.map((role) => grants[role].conf_schema);
+}
+
+async function hex(text) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function durable(ctx, call) {
+  try {
+    const answer = await call();
+    if (!answer.ok) throw new Error(`status ${answer.status}`);
+    return await answer.json();
+  } catch (error) {
+    if (ctx.policy.limits.durable_objects_fail_open) return null;
+    throw new GatewayError("durable_object_unavailable", "the idempotency store failed");
+  }
+}
+
+async function trigger(ctx, dagId) {
+  const schemas = grantedSchemas(ctx, dagId);
+  let payload;
+  try {
+    payload = JSON.parse(new TextDecoder().decode(await ctx.readBody()) || "{}");
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    throw new GatewayError("invalid_body", "the body is not JSON");
+  }
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    throw new GatewayError("invalid_body", "the body must be a JSON object");
+  }
+  const unknown = Object.keys(payload).filter((key) => key !== "conf");
+  if (unknown.length) throw new GatewayError("invalid_body", `unknown field ${unknown[0]}: send {"conf": {...}}`);
+  const conf = payload.conf ?? {};
+  if (typeof conf !== "object" || conf === null || Array.isArray(conf)) {
+    throw new GatewayError("invalid_body", "conf must be a JSON object");
+  }
+  if (!schemas.includes(null)) {
+    const errors = schemas.map((schema) => validate(schema, conf));
+    if (!errors.includes(null)) throw new GatewayError("conf_schema_violation", errors[0]);
+  }
+  const body = JSON.stringify({ logical_date: null, conf });
+  const path = `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns`;
+  const key = ctx.request.headers.get("idempotency-key");
+  if (key === null) return toResponse(await callAirflow(ctx, "POST", path, body), ctx.requestId);
+  if (!IDEMPOTENCY_KEY.test(key)) throw new GatewayError("invalid_request", "Idempotency-Key must be 1-255 visible ASCII characters");
+
+  const namespace = ctx.env.IDEMPOTENCY;
+  const stub = namespace.get(namespace.idFromName(`${ctx.identity.subject}\n${dagId}\n${key}`));
+  const send = (action, data) => () =>
+    stub.fetch(`https://idempotency${action}`, { method: "POST", body: JSON.stringify(data) });
+  const fingerprint = await hex(body);
+  const begun = await durable(ctx, send("/begin", { fingerprint, lease_ms: ctx.timeoutMs * 2 + 5000 }));
+  if (begun?.state === "done") {
+    ctx.reason = "idempotent_replay";
+    ctx.upstreamStatus = null;
+    return toResponse(begun.response, ctx.requestId, true);
+  }
+  if (begun?.state === "mismatch") throw new GatewayError("idempotency_key_reused");
+  if (begun?.state === "busy") throw new GatewayError("idempotency_in_progress");
+  let stored;
+  try {
+    stored = await callAirflow(ctx, "POST", path, body);
+  } catch (error) {
+    // Nothing to replay: let a retry with the same key try again.
+    if (begun) await durable(ctx, send("/release", {})).catch(() => {});
+    throw error;
+  }
+  if (begun) {
+    const final = stored.status < 500 && stored.status !== 429 && stored.status !== 401;
+    await durable(ctx, send(final ? "/complete" : "/release", { response: stored })).catch(() => {});
+  }
+  return toResponse(stored, ctx.requestId);
+}
+
+export async function dagTriggerHandler(ctx) {
+  const { dag_id: dagId, run_id: runId } = ctx.params;
+  const method = ctx.request.method;
+  if (dagId && runId === undefined && method === "POST") return trigger(ctx, dagId);
+  if (dagId && runId !== undefined && (method === "GET" || method === "HEAD")) {
+    grantedSchemas(ctx, dagId);
+    const path = `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(runId)}`;
+    return toResponse(await callAirflow(ctx, "GET", path), ctx.requestId);
+  }
+  throw new GatewayError("no_route", "this route has no DAG trigger action");
+}

@@ -1,0 +1,73 @@
+// Durable Object: one idempotency key (scoped to subject and DAG by the caller's idFromName).
+// POST /begin {fingerprint} → {state:"proceed"} for the first caller; every concurrent or later
+// caller waits for (or reads) the stored outcome: {state:"done", response}. POST /complete stores
+// the outcome for 24 h; POST /release forgets an attempt that must not be replayed (upstream
+// failed before it could have started anything), so a retry with the same key tries again.
+const TTL_MS = 24 * 60 * 60 * 1000;
+
+export class IdempotencyStore {
+  constructor(state) {
+    this.state = state;
+    this.record = undefined;
+    this.waiters = [];
+  }
+
+  async load() {
+    if (this.record === undefined) {
+      const stored = await this.state.storage.get("record");
+      // Another request may have started while this one read storage: keep what it set.
+      if (this.record === undefined) this.record = stored && stored.expires > Date.now() ? stored : null;
+    }
+    return this.record;
+  }
+
+  settle(outcome) {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve(outcome);
+  }
+
+  async fetch(request) {
+    const action = new URL(request.url).pathname;
+    const body = await request.json();
+    const record = await this.load();
+    if (action === "/begin") {
+      if (record?.response) {
+        if (record.fingerprint !== body.fingerprint) return Response.json({ state: "mismatch" });
+        return Response.json({ state: "done", response: record.response });
+      }
+      if (record?.inflight && Date.now() < record.inflight) {
+        if (record.fingerprint !== body.fingerprint) return Response.json({ state: "mismatch" });
+        let timer;
+        const outcome = await new Promise((resolve) => {
+          this.waiters.push(resolve);
+          timer = setTimeout(() => resolve(null), Math.max(0, record.inflight - Date.now()));
+        });
+        clearTimeout(timer);
+        if (outcome) return Response.json({ state: "done", response: outcome });
+        return Response.json({ state: "busy" });
+      }
+      this.record = { fingerprint: body.fingerprint, inflight: Date.now() + body.lease_ms };
+      return Response.json({ state: "proceed" });
+    }
+    if (action === "/complete") {
+      const expires = Date.now() + TTL_MS;
+      this.record = { fingerprint: this.record?.fingerprint ?? body.fingerprint, response: body.response, expires };
+      await this.state.storage.put("record", this.record);
+      await this.state.storage.setAlarm(expires);
+      this.settle(body.response);
+      return Response.json({ state: "done" });
+    }
+    if (action === "/release") {
+      this.record = null;
+      this.settle(null);
+      return Response.json({ state: "released" });
+    }
+    return new Response(null, { status: 404 });
+  }
+
+  async alarm() {
+    this.record = null;
+    await this.state.storage.deleteAll();
+  }
+}

@@ -1,0 +1,80 @@
+// Path normalisation and route matching, the JavaScript twin of infra/policy/evaluate.py.
+import { GatewayError } from "./problem.js";
+
+const ENCODED_SEPARATOR = /%(2f|5c)/i;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+// `raw` is URL.pathname: already parsed once by the URL parser (which resolves literal and
+// %2e dot segments and turns `\` into `/`). Each segment is percent-decoded exactly once here.
+export function normalisePath(raw) {
+  if (!raw.startsWith("/")) throw new GatewayError("invalid_path", "path must start with '/'");
+  const out = [];
+  for (const piece of raw.split("/")) {
+    if (piece === "") continue;
+    if (ENCODED_SEPARATOR.test(piece)) {
+      throw new GatewayError("invalid_path", "encoded '/' or '\\' inside a path segment");
+    }
+    let segment;
+    try {
+      segment = decodeURIComponent(piece);
+    } catch {
+      throw new GatewayError("invalid_path", "malformed percent-encoding");
+    }
+    if (CONTROL.test(segment) || segment.includes("\\") || segment.includes("/")) {
+      throw new GatewayError("invalid_path", "control character or separator in a path segment");
+    }
+    if (segment === ".") continue;
+    if (segment === "..") {
+      out.pop();
+      continue;
+    }
+    out.push(segment);
+  }
+  return out;
+}
+
+const KEEP = /[A-Za-z0-9\-._~!$&'()*+,;=:@]/;
+
+function encodeSegment(segment) {
+  let text = "";
+  for (const char of segment) {
+    text += KEEP.test(char) ? char : encodeURIComponent(char);
+  }
+  return text;
+}
+
+// The path the upstream receives: the same segments that were matched, re-encoded.
+export function formatPath(segments) {
+  return "/" + segments.map(encodeSegment).join("/");
+}
+
+export function matches(pattern, path) {
+  for (let i = 0; i < pattern.length; i++) {
+    const segment = pattern[i];
+    if (segment === "**") return true;
+    if (i >= path.length) return false;
+    if (segment !== "*" && segment[0] !== "{" && segment !== path[i]) return false;
+  }
+  return path.length === pattern.length;
+}
+
+export function params(pattern, path) {
+  const found = {};
+  pattern.forEach((segment, i) => {
+    if (segment[0] === "{") found[segment.slice(1, -1)] = path[i];
+  });
+  return found;
+}
+
+// First route (most specific first) whose pattern matches and whose methods include `method`.
+export function evaluate(policy, method, path, roles) {
+  let pathMatched = false;
+  for (const route of policy.routes) {
+    if (!matches(route.segments, path)) continue;
+    pathMatched = true;
+    if (!route.methods.includes(method)) continue;
+    if (route.roles.some((role) => roles.includes(role))) return { decision: "allow", route };
+    return { decision: "role_not_allowed", route };
+  }
+  return { decision: pathMatched ? "method_not_allowed" : "no_route", route: null };
+}

@@ -1,0 +1,77 @@
+// Refusals as RFC 9457 problem documents, and the one error type the gateway's steps throw.
+// Each reason names one cause; its status and whether a retry can help are fixed here, so the
+// decision log and the caller see the same words.
+
+// reason → status; a retry can help exactly for 429 and 5xx. The title is the reason in words.
+const REASONS = {
+  invalid_path: 400,
+  invalid_request: 400,
+  missing_credential: 401,
+  duplicate_credential: 401,
+  invalid_token: 401,
+  token_algorithm_not_allowed: 401,
+  token_signature_invalid: 401,
+  token_key_unknown: 401,
+  token_expired: 401,
+  token_not_yet_valid: 401,
+  token_missing_exp: 401,
+  token_issuer_mismatch: 401,
+  token_audience_mismatch: 401,
+  token_claims_invalid: 401,
+  subject_revoked: 403,
+  no_role: 403,
+  role_not_allowed: 403,
+  method_not_allowed: 403,
+  dag_not_granted: 403,
+  no_route: 404,
+  idempotency_key_reused: 422,
+  body_too_large: 413,
+  invalid_body: 422,
+  conf_schema_violation: 422,
+  rate_limited: 429,
+  headers_too_large: 431,
+  token_too_large: 431,
+  upstream_unreachable: 502,
+  upstream_credential_unavailable: 502,
+  policy_unavailable: 503,
+  control_unavailable: 503,
+  keys_unavailable: 503,
+  durable_object_unavailable: 503,
+  idempotency_in_progress: 503,
+  config_invalid: 503,
+  upstream_timeout: 504,
+  internal_error: 500,
+};
+
+function title(reason) {
+  const words = reason.replace(/_/g, " ");
+  return words[0].toUpperCase() + words.slice(1);
+}
+
+export class GatewayError extends Error {
+  constructor(reason, detail, extra) {
+    super(detail || reason);
+    this.reason = REASONS[reason] ? reason : "internal_error";
+    this.detail = detail || title(this.reason);
+    this.extra = extra || {};
+  }
+  get status() {
+    return REASONS[this.reason];
+  }
+}
+
+export function problem(error, requestId) {
+  const status = error.status;
+  const body = {
+    type: `urn:airgate:problem:${error.reason}`,
+    title: title(error.reason),
+    status,
+    detail: error.detail,
+    request_id: requestId,
+    retryable: status >= 500 || status === 429,
+  };
+  const headers = { "content-type": "application/problem+json", "cache-control": "no-store", "x-request-id": requestId };
+  if (error.extra.retryAfter != null) headers["retry-after"] = String(error.extra.retryAfter);
+  if (status === 401) headers["www-authenticate"] = 'Bearer realm="airgate"';
+  return new Response(JSON.stringify(body), { status, headers });
+}
