@@ -5,7 +5,8 @@ Each command module registers itself on the shared app when imported here.
 
 from __future__ import annotations
 
-from infra.cli import edge  # noqa: F401 - registers plan, build
+# Importing a command module registers its commands: plan, build; diff, lint; the stack group.
+from infra.cli import edge, review, stacks  # noqa: F401
 from infra.cli.app import app
 
 __all__ = ["app", "main"]

@@ -131,6 +131,15 @@ def plan_document(loaded: LoadedStack, recording: Recording) -> dict[str, Any]:
                 for name, token in sorted(stack.service_tokens.items())
             },
         },
+        "durable_object_migrations": [
+            {
+                "tag": step.tag,
+                "new_sqlite_classes": list(step.new_sqlite_classes),
+                "deleted_classes": list(step.deleted_classes),
+                "allow_deleting_classes": step.allow_deleting_classes,
+            }
+            for step in stack.durable_object_migrations
+        ],
         "warnings": [
             f"secret airgate:{key} is not set yet (pulumi config set --secret airgate:{key} -s {loaded.name})"
             for key in loaded.missing_secrets

@@ -1,0 +1,1 @@
+"""The airgate CrossGuard policy pack (see PulumiPolicy.yaml and airgate_pack.py)."""

@@ -1,0 +1,169 @@
+"""The CrossGuard side of the rules: adapts the engine's view of a stack to the plan-document
+shape `infra.rules` reads, and wraps each rule as a mandatory stack policy.
+
+What differs from `airgate lint`:
+- Inputs come from the engine (camelCase, like the plan). During a preview some are unknown; they
+  become "[unknown]" and the rules skip what they cannot know.
+- The engine hands secrets over unwrapped; the adapter masks secret_text bindings again, and no
+  rule ever puts a value in a message.
+- Compiled policies are read back from the KV entries the program writes (`WorkersKv.value`).
+- A policy can only block or advise as a whole, so only error findings are reported here;
+  warnings stay in `airgate lint`.
+- The environment comes from the pack config (`environment`), else the Workers' ENVIRONMENT binding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import _is_unknown
+
+from infra.rules import RULES, Finding, Rule, RuleConfig
+from infra.rules.view import SECRET_MASK, UNKNOWN, PlanView
+
+PACK_NAME = "airgate"
+EDGE_GATEWAY = "airgate:edge:EdgeGateway"
+SKIPPED_TYPES = ("pulumi:pulumi:Stack",)
+
+CONFIG_SCHEMA = PolicyConfigSchema(
+    properties={
+        "environment": {"type": "string", "enum": ["local", "dev", "staging", "prod"]},
+        "max_compatibility_age_days": {"type": "integer", "minimum": 1},
+        "max_service_token_hours": {"type": "integer", "minimum": 1},
+        "allow_deleting_classes": {"type": "array", "items": {"type": "string"}},
+    }
+)
+
+
+def plain(value: Any) -> Any:
+    """Engine values (proxies, unknown sentinels) -> plain JSON-like values."""
+    if isinstance(value, str):
+        return UNKNOWN if _is_unknown(value) else value
+    if isinstance(value, Mapping):
+        target = _target(value)
+        return {str(key): plain(target[key]) for key in target}
+    if isinstance(value, Sequence) and not isinstance(value, bytes):
+        target = _target(value)
+        return [plain(item) for item in target]
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    return UNKNOWN
+
+
+def _target(proxy: Any) -> Any:
+    """The raw container behind pulumi_policy's unknown-checking proxies (reading through the proxy
+    would raise on unknowns instead of letting us mark them)."""
+    try:
+        return proxy["__target"]
+    except (KeyError, TypeError, IndexError):
+        return proxy
+
+
+def _gateway(resource: PolicyResource) -> str | None:
+    current: PolicyResource | None = resource
+    while current is not None:
+        if current.resource_type == EDGE_GATEWAY:
+            return current.name
+        current = current.parent
+    return None
+
+
+def _mask_secret_bindings(inputs: dict[str, Any]) -> None:
+    bindings = inputs.get("bindings")
+    if isinstance(bindings, list):
+        for binding in bindings:
+            if isinstance(binding, dict) and binding.get("type") == "secret_text":
+                binding["text"] = SECRET_MASK
+
+
+def plan_from_engine(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any], stack_tags: Mapping[str, str]
+) -> dict[str, Any]:
+    converted = []
+    policies: dict[str, Any] = {}
+    environments = set()
+    for resource in resources:
+        if resource.resource_type in SKIPPED_TYPES or resource.resource_type.startswith("pulumi:providers:"):
+            continue
+        inputs = plain(resource.props)
+        assert isinstance(inputs, dict)
+        custom = not resource.resource_type.startswith("airgate:")
+        gateway = _gateway(resource)
+        kind = resource.resource_type.rsplit(":", 1)[-1]
+        if kind == "WorkersScript":
+            _mask_secret_bindings(inputs)
+            for binding in inputs.get("bindings") or []:
+                if isinstance(binding, dict) and binding.get("name") == "ENVIRONMENT":
+                    environments.add(binding.get("text"))
+        if kind == "WorkersKv" and gateway and isinstance(inputs.get("value"), str):
+            with contextlib.suppress(ValueError):
+                policies[gateway] = {
+                    "version": inputs.get("keyName"),
+                    "document": json.loads(inputs["value"]),
+                }
+        converted.append(
+            {
+                "type": resource.resource_type,
+                "name": resource.name,
+                "parent": resource.parent.name if resource.parent is not None else None,
+                "custom": custom,
+                "protect": bool(resource.opts.protect) if resource.opts is not None else False,
+                "gateway": gateway,
+                "inputs": inputs if custom else {},
+            }
+        )
+    environment = config.get("environment") or stack_tags.get("airgate:environment")
+    if not environment:
+        known = sorted(str(e) for e in environments if isinstance(e, str) and e != UNKNOWN)
+        environment = known[0] if len(known) == 1 else "unknown"
+    return {
+        "format": "airgate-plan/1",
+        "stack": stack_tags.get("pulumi:stack", "engine"),
+        "environment": environment,
+        "protected": environment == "prod" or any(r["protect"] for r in converted),
+        "resources": converted,
+        "policies": policies,
+    }
+
+
+def _urn_of(resources: Sequence[PolicyResource], finding: Finding) -> str | None:
+    name = finding.resource or finding.gateway
+    return next((r.urn for r in resources if r.name == name), None)
+
+
+def make_validate(rule: Rule) -> Any:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        config = dict(args.get_config() or {})
+        document = plan_from_engine(args.resources, config, args.stack_tags)
+        rule_config = RuleConfig.from_mapping(config, today=dt.datetime.now(dt.UTC).date())
+        for finding in rule.check(PlanView(document), rule_config):
+            if finding.severity == "error":
+                report_violation(f"{finding.message}. Fix: {finding.fix}", _urn_of(args.resources, finding))
+
+    return validate
+
+
+def policies() -> list[Policy]:
+    return [
+        StackValidationPolicy(
+            name=rule.id,
+            description=rule.title,
+            validate=make_validate(rule),
+            enforcement_level=EnforcementLevel.MANDATORY,
+            config_schema=CONFIG_SCHEMA,
+        )
+        for rule in RULES
+    ]

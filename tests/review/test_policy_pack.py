@@ -1,0 +1,144 @@
+"""The CrossGuard pack runs the same rules as `airgate lint`: given the engine's view of the same
+resources (proxied props, unknowns during preview, secrets unwrapped), it reports the same errors."""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+from pulumi_policy import PolicyResource, PolicyResourceOptions, StackValidationArgs, StackValidationPolicy
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+from infra.config.loader import PROJECT_ROOT
+from infra.rules import RULES, RuleConfig, evaluate
+from policy.airgate_pack import PACK_NAME, plan_from_engine, policies
+from tests.review.conftest import resource
+
+PlanOf = Callable[[str], dict[str, Any]]
+COMPONENT_TYPES = {
+    "EdgeGateway": "airgate:edge:EdgeGateway",
+    "AccessIdentity": "airgate:access:AccessIdentity",
+}
+
+
+def engine_view(plan: dict[str, Any]) -> list[PolicyResource]:
+    """What AnalyzeStack hands a stack policy: every resource, with components and parents linked."""
+    by_name: dict[str, PolicyResource] = {}
+    made = []
+    for raw in plan["resources"]:
+        opts = PolicyResourceOptions(raw["protect"], [], None, [], None, [], raw["parent"])  # type: ignore[arg-type]
+        props = unknown_checking_proxy(raw["inputs"])
+        made.append(
+            (
+                raw,
+                PolicyResource(
+                    raw["type"], props, f"urn:{raw['name']}", raw["name"], opts, None, None, [], {}
+                ),
+            )
+        )
+        by_name[raw["name"]] = made[-1][1]
+    for raw, item in made:
+        item.parent = by_name.get(raw["parent"]) if raw["parent"] else None
+    return [item for _, item in made]
+
+
+def run_pack(
+    plan: dict[str, Any], config: dict[str, Any] | None = None
+) -> dict[str, list[tuple[str, str | None]]]:
+    violations: dict[str, list[tuple[str, str | None]]] = {}
+    resources = engine_view(plan)
+    for policy in policies():
+        assert isinstance(policy, StackValidationPolicy)
+        args = StackValidationArgs(resources, {"environment": plan["environment"], **(config or {})})
+        found: list[tuple[str, str | None]] = []
+
+        def report(message: str, urn: str | None = None, found: list[tuple[str, str | None]] = found) -> None:
+            found.append((message, urn))
+
+        policy.validate(args, report)
+        if found:
+            violations[policy.name] = found
+    return violations
+
+
+def engine_ready(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan as the engine would see it at preview: a KV id unknown, secrets in clear."""
+    resource(plan, "ingest-policy")["inputs"]["namespaceId"] = UNKNOWN_STRING_VALUE
+    for binding in resource(plan, "ingest-script")["inputs"]["bindings"]:
+        if binding["type"] == "secret_text":
+            binding["text"] = "the-real-upstream-token"
+    return plan
+
+
+def test_the_pack_has_one_mandatory_policy_per_rule() -> None:
+    assert [p.name for p in policies()] == [rule.id for rule in RULES]
+
+
+def test_the_example_prod_stack_passes_the_pack(plan_of: PlanOf) -> None:
+    assert run_pack(engine_ready(plan_of("prod"))) == {}
+
+
+def test_the_pack_reads_compiled_policies_back_from_kv(plan_of: PlanOf) -> None:
+    plan = engine_ready(plan_of("prod"))
+    rebuilt = plan_from_engine(engine_view(plan), {}, {})
+    assert rebuilt["environment"] == "prod"
+    assert rebuilt["policies"]["warehouse"]["document"] == plan["policies"]["warehouse"]["document"]
+    script = next(r for r in rebuilt["resources"] if r["name"] == "ingest-script")
+    assert {b["text"] for b in script["inputs"]["bindings"] if b["type"] == "secret_text"} == {"[secret]"}
+    assert (
+        next(r for r in rebuilt["resources"] if r["name"] == "ingest-policy")["inputs"]["namespaceId"]
+        == "[unknown]"
+    )
+
+
+def test_pack_and_lint_report_the_same_errors(plan_of: PlanOf) -> None:
+    plan = engine_ready(plan_of("prod"))
+    plan["resources"] = [r for r in plan["resources"] if r["name"] != "trigger-access"]
+    resource(plan, "identity-ci-machines")["inputs"]["decision"] = "bypass"
+    resource(plan, "identity-token-ci")["inputs"]["duration"] = "forever"
+    resource(plan, "warehouse-script")["inputs"]["compatibilityDate"] = "2020-01-01"
+    resource(plan, "ingest-script")["inputs"]["bindings"].append(
+        {"name": "DB_PASSWORD", "type": "plain_text", "text": "x"}
+    )
+    plan["resources"].append(
+        {
+            "type": "kubernetes:core/v1:Service",
+            "name": "airflow-web",
+            "parent": None,
+            "custom": True,
+            "protect": False,
+            "gateway": None,
+            "inputs": {"spec": {"type": "LoadBalancer"}},
+        }
+    )
+    resource(plan, "trigger-script")["inputs"]["migrations"] = {
+        "newTag": "v2",
+        "steps": [{"deletedClasses": ["RateLimiter"]}],
+    }
+    resource(plan, "ingest-kv")["protect"] = False
+
+    lint = {f.rule for f in evaluate(plan, RuleConfig()) if f.severity == "error"}
+    pack = run_pack(plan)
+    assert set(pack) == lint == {rule.id for rule in RULES}
+    [(message, urn)] = pack["service-token-duration"]
+    assert urn == "urn:identity-token-ci" and "Fix:" in message
+    assert "the-real-upstream-token" not in repr(pack)
+
+
+def test_pack_config_tunes_the_rules(plan_of: PlanOf) -> None:
+    pack = run_pack(engine_ready(plan_of("prod")), {"max_service_token_hours": 1000})
+    assert len(pack["service-token-duration"]) == 2
+
+
+def test_the_entry_point_builds_a_valid_pack(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: dict[str, Any] = {}
+    import pulumi_policy
+
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: built.update(kwargs))
+    runpy.run_path(str(PROJECT_ROOT / "policy" / "__main__.py"), run_name="__main__")
+    assert built["name"] == PACK_NAME and len(built["policies"]) == len(RULES)
+    settings = yaml.safe_load((PROJECT_ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    assert settings["runtime"]["name"] == "python"
