@@ -9,7 +9,14 @@ import json
 
 import pulumi
 
+from infra.airflow.program import create_trigger_identity, deploy_airflow
 from infra.build.artifacts import build_gateway
+from infra.build.bindings import (
+    AIRFLOW_PASSWORD_BINDING,
+    UPSTREAM_ACCESS_ID_BINDING,
+    UPSTREAM_ACCESS_SECRET_BINDING,
+    airflow_behind_tunnel,
+)
 from infra.components.access import AccessIdentity, AccessIdentityArgs
 from infra.components.edge import EdgeGateway, EdgeGatewayArgs
 from infra.components.endpoints import EdgeOutputs, GatewayEndpoint, MachineCredential
@@ -30,6 +37,15 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
     token_names_by_client_id = pulumi.Output.all(
         *[token.client_id for token in identity.tokens.values()]
     ).apply(lambda ids: dict(sorted(zip(ids, identity.tokens, strict=True))))
+
+    trigger = create_trigger_identity(loaded) if airflow_behind_tunnel(stack) else None
+    trigger_values: dict[str, pulumi.Output[str]] = {}
+    if trigger is not None:
+        trigger_values = {
+            UPSTREAM_ACCESS_ID_BINDING: trigger.access_client_id,
+            UPSTREAM_ACCESS_SECRET_BINDING: trigger.access_client_secret,
+            AIRFLOW_PASSWORD_BINDING: trigger.api_password,
+        }
 
     endpoints: dict[str, GatewayEndpoint] = {}
     versions: dict[str, pulumi.Output[str]] = {}
@@ -52,6 +68,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
                 service_token_ids=token_names_by_client_id,
                 secrets=secrets,
                 logpush=stack.logpush is not None,
+                late_values=trigger_values if gateway.kind == "dag_trigger" else {},
             ),
         )
         endpoints[gateway_name] = GatewayEndpoint(
@@ -73,7 +90,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
         pulumi.Output.secret({name: t.client_secret for name, t in identity.tokens.items()}),
     )
     pulumi.export("environment", json.dumps({"stack": loaded.name, "kind": stack.environment}))
-    return EdgeOutputs(
+    edge_outputs = EdgeOutputs(
         endpoints=endpoints,
         service_tokens={
             name: MachineCredential(
@@ -82,3 +99,11 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
             for name, token in identity.tokens.items()
         },
     )
+    if stack.airflow is not None:
+        deploy_airflow(
+            loaded,
+            edge_outputs,
+            trigger_identity=trigger,
+            identity_provider_id=identity.identity_provider_id,
+        )
+    return edge_outputs

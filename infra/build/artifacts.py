@@ -47,6 +47,8 @@ def wrangler_config(
 ) -> dict[str, Any]:
     variables: dict[str, Any] = {}
     for binding in bindings:
+        if binding.late:
+            continue  # another resource's output: wrangler dev users supply it themselves
         if binding.type == "plain_text":
             variables[binding.name] = binding.text
         elif binding.type == "json":

@@ -20,6 +20,15 @@ POLICY_KV_BINDING = "POLICY"
 UPSTREAM_SECRET_BINDING = "UPSTREAM_CREDENTIAL"  # noqa: S105 - a binding name
 
 
+UPSTREAM_ACCESS_ID_BINDING = "UPSTREAM_ACCESS_CLIENT_ID"
+UPSTREAM_ACCESS_SECRET_BINDING = "UPSTREAM_ACCESS_CLIENT_SECRET"  # noqa: S105 - a binding name
+AIRFLOW_PASSWORD_BINDING = "AIRFLOW_PASSWORD"  # noqa: S105 - a binding name
+
+
+def airflow_behind_tunnel(stack: StackConfig) -> bool:
+    return stack.airflow is not None and stack.airflow.runtime == "kubernetes"
+
+
 def policy_kv_key(version: str) -> str:
     return f"policy:{version}"
 
@@ -34,6 +43,8 @@ class Binding:
     text: str | None = None
     """plain_text: the text; json: canonical JSON; secret_text: the Pulumi secret key it comes from."""
     class_name: str | None = None
+    late: bool = False
+    """The value is a resource output (e.g. a service token's id), supplied when wiring."""
 
 
 def identity_document(
@@ -102,6 +113,16 @@ def plan_bindings(
     ]
     if gateway.upstream.credential is not None:
         bindings.append(Binding(UPSTREAM_SECRET_BINDING, "secret_text", gateway.upstream.credential.secret))
+    if gateway.kind == "dag_trigger" and airflow_behind_tunnel(stack):
+        assert stack.airflow is not None
+        # Airflow's API sits behind Access on the tunnel: the Worker presents its own service
+        # token there, then logs in as its own Airflow API user.
+        bindings += [
+            Binding(UPSTREAM_ACCESS_ID_BINDING, "plain_text", late=True),
+            Binding(UPSTREAM_ACCESS_SECRET_BINDING, "secret_text", late=True),
+            Binding("AIRFLOW_USERNAME", "plain_text", stack.airflow.trigger_api_user),
+            Binding(AIRFLOW_PASSWORD_BINDING, "secret_text", late=True),
+        ]
     for name, value in sorted(gateway.vars.items()):
         bindings.append(Binding(f"VAR_{name.upper()}", "plain_text", value))
     for durable in durable_objects_for(stack, gateway_name):

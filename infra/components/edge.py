@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import pulumi
@@ -37,6 +37,8 @@ class EdgeGatewayArgs:
     secrets: Mapping[str, pulumi.Output[str]]
     """Pulumi secret config key → its (secret) value."""
     logpush: bool = False
+    late_values: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    """Binding name → value for bindings whose value is another resource's output."""
 
 
 class EdgeGateway(pulumi.ComponentResource):
@@ -102,7 +104,8 @@ class EdgeGateway(pulumi.ComponentResource):
             main_module=ENTRY_MODULE,
             compatibility_date=stack.compatibility_date,
             bindings=[
-                _binding(b, namespace, access_app, args.service_token_ids, args.secrets) for b in planned
+                _binding(b, namespace, access_app, args.service_token_ids, args.secrets, args.late_values)
+                for b in planned
             ],
             migrations=cast(
                 "cloudflare.WorkersScriptMigrationsArgsDict | None",
@@ -149,7 +152,13 @@ def _binding(
     access_app: cloudflare.ZeroTrustAccessApplication | None,
     service_token_ids: pulumi.Output[dict[str, str]],
     secrets: Mapping[str, pulumi.Output[str]],
+    late_values: Mapping[str, pulumi.Output[str]],
 ) -> cloudflare.WorkersScriptBindingArgsDict:
+    if binding.late:
+        value = late_values[binding.name]
+        if binding.type == "secret_text":
+            return {"name": binding.name, "type": "secret_text", "text": pulumi.Output.secret(value)}
+        return {"name": binding.name, "type": "plain_text", "text": value}
     if binding.type == "kv_namespace":
         return {"name": binding.name, "type": "kv_namespace", "namespace_id": namespace.id}
     if binding.type == "durable_object_namespace":

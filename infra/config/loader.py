@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from infra.config.airflow_model import airflow_secret_keys
 from infra.config.errors import ConfigError, StackRuleError
 from infra.config.model import StackConfig
 from infra.config.yaml_strict import DuplicateKeyError, load_strict
@@ -118,7 +119,7 @@ def referenced_secrets(config: StackConfig) -> set[str]:
     for gateway in config.gateways.values():
         if gateway.upstream.credential is not None:
             keys.add(gateway.upstream.credential.secret)
-    return keys
+    return keys | airflow_secret_keys(config.airflow)
 
 
 def _secret_names(node: Any) -> set[str]:

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from infra.config.airflow_model import AirflowSettings
+from infra.config.airflow_model import AirflowSettings, check_airflow
 from infra.config.errors import StackRuleError
 from infra.policy.patterns import RoutePattern, parse_pattern
 
@@ -283,6 +283,7 @@ class StackConfig(Strict):
             _check_upstreams,
             _check_dag_grants,
             _check_migrations,
+            check_airflow,
         ):
             rule(self)
         return self

@@ -65,7 +65,12 @@ def test_every_access_gateway_is_behind_an_access_app(stack: str) -> None:
 def test_prod_puts_every_gateway_behind_access() -> None:
     loaded = load_stack("prod")
     domains = {a.inputs["domain"] for a in recorded("prod").of_type("ZeroTrustAccessApplication")}
-    assert domains == {g.hostname for g in loaded.config.gateways.values()}
+    airflow = loaded.config.airflow
+    assert airflow is not None
+    assert domains == {g.hostname for g in loaded.config.gateways.values()} | {
+        airflow.ui_hostname,
+        airflow.api_hostname,
+    }
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -79,14 +84,17 @@ def test_no_secret_looking_binding_is_plain_text(stack: str) -> None:
         bindings = unwrap(raw)
         has_secret_binding = any(b["type"] == "secret_text" for b in bindings)
         assert is_secret(raw) == has_secret_binding
+        secret_values = [b["text"] for b in bindings if b["type"] == "secret_text"]
+        assert all(secret_values)
         for binding in bindings:
-            if binding["type"] == "secret_text":
+            if binding["name"] == "UPSTREAM_CREDENTIAL":
                 assert binding["text"] in placeholders
+            if binding["type"] == "secret_text":
                 continue
             if binding["type"] in ("plain_text", "json"):
                 assert not SECRET_LOOKING.search(binding["name"]), binding["name"]
                 text = binding.get("text") or binding.get("json") or ""
-                assert not any(p in text for p in placeholders), binding["name"]
+                assert not any(p in text for p in placeholders + secret_values), binding["name"]
 
 
 @pytest.mark.parametrize("stack", ("dev", "prod"))

@@ -38,7 +38,12 @@ from tests.review.recording import FakeStack, FixedUsage, RecordingWorkspace
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 SECRETS = {
     secret_env_name(key): f"value-of-{key}"
-    for key in ("oktaClientSecret", "ingestUpstreamToken", "warehouseUpstreamToken")
+    for key in (
+        "oktaClientSecret",
+        "ingestUpstreamToken",
+        "warehouseUpstreamToken",
+        "airflowWorkerOidcSecret",
+    )
 }
 TOKEN_TYPE = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
 
@@ -301,6 +306,17 @@ def test_the_cli_sweep_dry_run_says_what_it_would_do(
     assert result.exit_code == 0
     assert "pr-1" in result.stdout and "would destroy" in result.stdout
     assert workspace.mutations() == []
+
+
+def test_airflow_is_shared_unless_asked_for_then_renamed(stacks_dir: Path, planner: Any) -> None:
+    run_create(RecordingWorkspace(), stacks_dir, planner, pr=11, dry_run=True)
+    assert load_stack("pr-11", stacks_dir).config.airflow is None
+    run_create(RecordingWorkspace(), stacks_dir, planner, pr=12, dry_run=True, with_airflow=True)
+    derived = load_stack("pr-12", stacks_dir).config
+    assert derived.airflow is not None
+    assert derived.airflow.namespace == "airflow-pr-12"
+    assert derived.airflow.api_hostname == "pr-12-airflow-api.dev.acme-data.com"
+    assert derived.gateways["trigger"].upstream.url == "https://pr-12-airflow-api.dev.acme-data.com"
 
 
 def test_usage_comes_from_the_cloudflare_api_when_a_token_is_there() -> None:

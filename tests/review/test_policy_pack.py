@@ -130,7 +130,7 @@ def test_pack_and_lint_report_the_same_errors(plan_of: PlanOf) -> None:
 
 def test_pack_config_tunes_the_rules(plan_of: PlanOf) -> None:
     pack = run_pack(engine_ready(plan_of("prod")), {"max_service_token_hours": 1000})
-    assert len(pack["service-token-duration"]) == 2
+    assert len(pack["service-token-duration"]) == 3  # airflow-worker, ai-agent, the trigger's own
 
 
 def test_the_entry_point_builds_a_valid_pack(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -123,7 +123,11 @@ def test_service_token_duration_is_bounded(
 def test_the_token_bound_is_configurable(plan_of: PlanOf, rules_config: RuleConfig) -> None:
     strict = dataclasses.replace(rules_config, max_service_token_hours=1000)
     names = {f.resource for f in errors(plan_of("prod"), strict, "service-token-duration")}
-    assert names == {"identity-token-airflow-worker", "identity-token-ai-agent"}
+    assert names == {
+        "identity-token-airflow-worker",
+        "identity-token-ai-agent",
+        "airflow-trigger-access-token",
+    }
 
 
 # --- no-plaintext-secret ---
@@ -239,14 +243,14 @@ def _tunnel(plan: dict[str, Any], hostname: str) -> None:
 
 def test_a_tunnel_hostname_serving_airflow_needs_access(plan_of: PlanOf, rules_config: RuleConfig) -> None:
     plan = plan_of("prod")
-    _tunnel(plan, "airflow-api.acme-data.com")
+    _tunnel(plan, "airflow-backdoor.acme-data.com")
     [finding] = errors(plan, rules_config, "airflow-no-public-ingress")
-    assert "airflow-api.acme-data.com" in finding.message
+    assert "airflow-backdoor.acme-data.com" in finding.message
     add_resource(
         plan,
         "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication",
         "airflow-access",
-        {"domain": "airflow-api.acme-data.com", "policies": [{"id": "p", "precedence": 1}]},
+        {"domain": "airflow-backdoor.acme-data.com", "policies": [{"id": "p", "precedence": 1}]},
     )
     assert errors(plan, rules_config, "airflow-no-public-ingress") == []
 

@@ -1,0 +1,131 @@
+"""Adds Airflow on Kubernetes to the airgate program: the tunnel and its Access apps, the cluster side,
+and one pre-wired connection per (gateway, task role), built from what the edge really created.
+
+Stack outputs: `airflow_ui_url` (through Access), `airflow_connection_ids` (gateway → connection ids),
+`airflow_namespace`. A `standalone` stack (the local environment) gets only the connection ids: its
+Airflow runs on the developer's machine.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.airflow.components import (
+    AirflowOnKubernetes,
+    AirflowOnKubernetesArgs,
+    AirflowTunnel,
+    AirflowTunnelArgs,
+    TriggerUpstreamIdentity,
+    TriggerUpstreamIdentityArgs,
+)
+from infra.airflow.connections import (
+    ConnectionCredentials,
+    ConnectionPlan,
+    OAuth2Endpoint,
+    connection_ids_by_gateway,
+    connection_json,
+    oauth2_endpoint,
+    plan_connections,
+)
+from infra.airflow.tunnel_plan import plan_tunnel
+from infra.components.endpoints import EdgeOutputs
+from infra.config.loader import LoadedStack
+
+
+def create_trigger_identity(loaded: LoadedStack) -> TriggerUpstreamIdentity:
+    """Call before the gateways when the trigger Worker should bind its upstream credentials."""
+    return TriggerUpstreamIdentity("airflow-trigger", TriggerUpstreamIdentityArgs(loaded.name, loaded.config))
+
+
+def _connection_output(
+    plan: ConnectionPlan,
+    edge: EdgeOutputs,
+    oauth2: OAuth2Endpoint,
+    oauth2_secrets: dict[str, pulumi.Output[str]],
+) -> pulumi.Output[str]:
+    endpoint = edge.endpoints[plan.gateway]
+    access_id: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+    access_secret: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+    if plan.service_token is not None:
+        token = edge.service_tokens.get(plan.service_token)
+        if token is None:
+            raise ValueError(
+                f"connection {plan.conn_id}: the edge issued no service token {plan.service_token!r}"
+            )
+        access_id, access_secret = token.client_id, token.client_secret
+    oauth_secret: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+    if plan.oidc_client is not None:
+        oauth_secret = oauth2_secrets[plan.role]
+
+    def render(parts: list[str | None]) -> str:
+        url, client_id, client_secret, oauth_value = parts
+        assert url is not None
+        return connection_json(
+            plan,
+            ConnectionCredentials(
+                gateway_url=url,
+                access_client_id=client_id,
+                access_client_secret=client_secret,
+                oauth2_client_id=plan.oidc_client,
+                oauth2_client_secret=oauth_value,
+            ),
+            oauth2 if plan.auth == "oidc" else None,
+        )
+
+    joined = pulumi.Output.all(endpoint.url, access_id, access_secret, oauth_secret)
+    return pulumi.Output.secret(joined.apply(render))
+
+
+def deploy_airflow(
+    loaded: LoadedStack,
+    edge: EdgeOutputs,
+    *,
+    trigger_identity: TriggerUpstreamIdentity | None = None,
+    identity_provider_id: pulumi.Output[str] | None = None,
+) -> TriggerUpstreamIdentity | None:
+    """Creates Airflow's resources and exports its outputs. Returns the trigger Worker's upstream
+    identity (created here unless the caller made it first, to bind it into the trigger Worker)."""
+    stack = loaded.config
+    settings = stack.airflow
+    if settings is None:
+        return None
+    plans = plan_connections(stack)
+    pulumi.export("airflow_connection_ids", connection_ids_by_gateway(plans))
+    if settings.runtime != "kubernetes":
+        return None
+
+    config = pulumi.Config("airgate")
+    oauth2_secrets = {
+        role: config.require_secret(task_role.oidc_client_secret.secret)
+        for role, task_role in sorted(settings.task_roles.items())
+        if task_role.oidc_client_secret is not None
+    }
+    oauth2 = oauth2_endpoint(stack)
+    values = {plan.env_name: _connection_output(plan, edge, oauth2, oauth2_secrets) for plan in plans}
+
+    trigger = trigger_identity or create_trigger_identity(loaded)
+    tunnel = AirflowTunnel(
+        "airflow-tunnel",
+        AirflowTunnelArgs(
+            stack, plan_tunnel(loaded.name, stack), trigger.access_token_id, identity_provider_id
+        ),
+    )
+    database = settings.database
+    kubeconfig = settings.kubernetes.kubeconfig
+    cluster = AirflowOnKubernetes(
+        "airflow",
+        AirflowOnKubernetesArgs(
+            stack=stack,
+            connections=plans,
+            connection_values=values,
+            tunnel_token=tunnel.connector_token,
+            trigger_api_password=trigger.api_password,
+            database_url=config.require_secret(database.url.secret)
+            if database is not None and database.url is not None
+            else None,
+            kubeconfig=config.require_secret(kubeconfig.secret) if kubeconfig is not None else None,
+        ),
+    )
+    pulumi.export("airflow_ui_url", tunnel.ui_url)
+    pulumi.export("airflow_namespace", cluster.namespace)
+    return trigger
