@@ -32,6 +32,7 @@ from infra.airflow.kubernetes_plan import (
     secret_names,
 )
 from infra.airflow.tunnel_plan import TunnelPlan, connector_token, tunnel_target
+from infra.components.access_app import self_hosted_app
 from infra.config.model import StackConfig
 
 
@@ -183,31 +184,23 @@ class AirflowTunnel(pulumi.ComponentResource):
             includes=[{"service_token": {"token_id": args.trigger_token_id}}],
             opts=child,
         )
-        cloudflare.ZeroTrustAccessApplication(
+        self_hosted_app(
             f"{name}-ui-access",
             account_id=stack.account_id,
-            name=f"{plan.tunnel_name}-ui",
-            type="self_hosted",
-            domain=plan.ui_hostname,
-            destinations=[{"type": "public", "uri": plan.ui_hostname}],
-            policies=[{"id": people.id, "precedence": 1}],
-            allowed_idps=[args.identity_provider_id] if args.identity_provider_id is not None else [],
-            auto_redirect_to_identity=args.identity_provider_id is not None,
-            app_launcher_visible=True,
-            session_duration="8h",
-            http_only_cookie_attribute=True,
-            same_site_cookie_attribute="lax",
+            app_name=f"{plan.tunnel_name}-ui",
+            hostname=plan.ui_hostname,
+            policy_ids=[people.id],
+            identity_provider_id=args.identity_provider_id,
+            launcher_visible=True,
             opts=child,
         )
-        cloudflare.ZeroTrustAccessApplication(
+        self_hosted_app(
             f"{name}-api-access",
             account_id=stack.account_id,
-            name=f"{plan.tunnel_name}-api",
-            type="self_hosted",
-            domain=plan.api_hostname,
-            destinations=[{"type": "public", "uri": plan.api_hostname}],
-            policies=[{"id": machines.id, "precedence": 1}],
-            app_launcher_visible=False,
+            app_name=f"{plan.tunnel_name}-api",
+            hostname=plan.api_hostname,
+            policy_ids=[machines.id],
+            identity_provider_id=None,
             session_duration="1h",
             opts=child,
         )

@@ -20,6 +20,7 @@ from infra.build.artifacts import GatewayBuild
 from infra.build.bindings import Binding, plan_bindings, policy_kv_key
 from infra.build.migrations import pending_migrations
 from infra.build.templates import ENTRY_MODULE
+from infra.components.access_app import self_hosted_app
 from infra.config.model import StackConfig
 
 
@@ -58,23 +59,13 @@ class EdgeGateway(pulumi.ComponentResource):
         access_app = None
         self.access_aud = None
         if gateway.behind_access:
-            access_app = cloudflare.ZeroTrustAccessApplication(
+            access_app = self_hosted_app(
                 f"{name}-access",
                 account_id=stack.account_id,
-                name=f"{script_name}",
-                type="self_hosted",
-                domain=gateway.hostname,
-                destinations=[{"type": "public", "uri": gateway.hostname}],
-                policies=[
-                    {"id": policy_id, "precedence": index}
-                    for index, policy_id in enumerate(args.access_policy_ids, start=1)
-                ],
-                allowed_idps=[args.identity_provider_id] if args.identity_provider_id else [],
-                auto_redirect_to_identity=args.identity_provider_id is not None,
-                app_launcher_visible=False,
-                session_duration="8h",
-                http_only_cookie_attribute=True,
-                same_site_cookie_attribute="lax",
+                app_name=script_name,
+                hostname=gateway.hostname,
+                policy_ids=args.access_policy_ids,
+                identity_provider_id=args.identity_provider_id,
                 opts=child,
             )
             self.access_aud = access_app.aud
