@@ -4,22 +4,31 @@
 // The Airflow credential is UPSTREAM_CREDENTIAL (a static bearer token) or, if that is not bound,
 // a JWT from Airflow's POST /auth/token with AIRFLOW_USERNAME / AIRFLOW_PASSWORD, cached in module
 // scope until 60 s before it expires (one fetch at a time, dropped after a 401).
-import { GatewayError } from "./problem.js";
+import { GatewayError, sha256hex, within } from "./problem.js";
 import { validate } from "./schema.js";
 import { callUpstream, forwardHeaders } from "./proxy.js";
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-let airflowToken = null; // {value, until, base}
-let tokenPending = null;
+let airflowToken = null; // {value, until}
+let tokenPending = null; // {promise, at}
 
 function base(config) {
   return config.upstream.url.replace(/\/+$/, "");
 }
 
+// Airflow's API sits behind Access on the tunnel: every call presents the Worker's own service token.
+function viaTunnel(env, headers) {
+  if (env.UPSTREAM_ACCESS_CLIENT_ID) {
+    headers.set("cf-access-client-id", env.UPSTREAM_ACCESS_CLIENT_ID);
+    headers.set("cf-access-client-secret", env.UPSTREAM_ACCESS_CLIENT_SECRET || "");
+  }
+  return headers;
+}
+
 function expiryOf(jwt) {
   try {
     const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const exp = JSON.parse(atob(part + "===".slice((part.length + 3) % 4))).exp;
+    const exp = JSON.parse(atob(part)).exp;
     if (typeof exp === "number") return exp * 1000;
   } catch {}
   return Date.now() + 10 * 60 * 1000;
@@ -29,37 +38,40 @@ async function airflowCredential(ctx, fresh) {
   const { env, config } = ctx;
   if (env.UPSTREAM_CREDENTIAL) return `Bearer ${env.UPSTREAM_CREDENTIAL}`;
   if (!env.AIRFLOW_USERNAME || !env.AIRFLOW_PASSWORD) {
-    throw new GatewayError("config_invalid", "no Airflow credential is bound");
+    throw new GatewayError("config_invalid", "no Airflow credential");
   }
   const root = base(config);
   if (fresh) airflowToken = null;
-  if (airflowToken && airflowToken.base === root && Date.now() < airflowToken.until) return `Bearer ${airflowToken.value}`;
-  if (!tokenPending) {
-    tokenPending = (async () => {
-      try {
-        const answer = await callUpstream(
-          `${root}/auth/token`,
-          {
-            method: "POST",
-            headers: { "content-type": "application/json", accept: "application/json" },
-            body: JSON.stringify({ username: env.AIRFLOW_USERNAME, password: env.AIRFLOW_PASSWORD }),
-          },
-          ctx.timeoutMs,
-        );
-        const body = answer.ok ? await answer.json().catch(() => null) : null;
-        if (!body?.access_token) throw new GatewayError("upstream_credential_unavailable", `Airflow refused the service login (${answer.status})`);
-        airflowToken = { value: body.access_token, until: expiryOf(body.access_token) - 60_000, base: root };
-      } finally {
-        tokenPending = null;
-      }
-    })();
+  if (airflowToken && Date.now() < airflowToken.until) return `Bearer ${airflowToken.value}`;
+  // Single flight, as for the key set: a login started by another request is awaited at most
+  // timeout + 1 s, after which a new one may start.
+  const now = Date.now();
+  if (!tokenPending || now - tokenPending.at > ctx.timeoutMs + 1000) {
+    const pending = (async () => {
+      const answer = await callUpstream(
+        `${root}/auth/token`,
+        {
+          method: "POST",
+          headers: viaTunnel(env, new Headers({ "content-type": "application/json" })),
+          body: JSON.stringify({ username: env.AIRFLOW_USERNAME, password: env.AIRFLOW_PASSWORD }),
+        },
+        ctx.timeoutMs,
+      );
+      const body = answer.ok ? await answer.json().catch(() => null) : null;
+      if (!body?.access_token) throw new GatewayError("upstream_credential_unavailable", `login: ${answer.status}`);
+      airflowToken = { value: body.access_token, until: expiryOf(body.access_token) - 60_000 };
+    })().finally(() => {
+      if (tokenPending?.promise === pending) tokenPending = null;
+    });
+    tokenPending = { promise: pending, at: now };
   }
-  await tokenPending;
+  await within(tokenPending.promise, ctx.timeoutMs + 1000);
+  if (!airflowToken) throw new GatewayError("upstream_credential_unavailable");
   return `Bearer ${airflowToken.value}`;
 }
 
 async function callAirflow(ctx, method, path, body) {
-  const headers = forwardHeaders(new Headers(), ctx);
+  const headers = viaTunnel(ctx.env, forwardHeaders(new Headers(), ctx));
   headers.set("accept", "application/json");
   if (body !== undefined) headers.set("content-type", "application/json");
   for (let attempt = 0; ; attempt++) {
@@ -81,14 +93,10 @@ function toResponse(stored, requestId, replayed) {
 function grantedSchemas(ctx, dagId) {
   const grants = Object.hasOwn(ctx.policy.dags, dagId) ? ctx.policy.dags[dagId] : {};
   const held = ctx.identity.roles.filter((role) => Object.hasOwn(grants, role));
-  if (!held.length) throw new GatewayError("dag_not_granted", `no role of this identity may use DAG ${dagId}`);
+  if (!held.length) throw new GatewayError("dag_not_granted");
   return held.map((role) => grants[role].conf_schema);
 }
 
-async function hex(text) {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 async function durable(ctx, call) {
   try {
@@ -97,7 +105,7 @@ async function durable(ctx, call) {
     return await answer.json();
   } catch (error) {
     if (ctx.policy.limits.durable_objects_fail_open) return null;
-    throw new GatewayError("durable_object_unavailable", "the idempotency store failed");
+    throw new GatewayError("durable_object_unavailable");
   }
 }
 
@@ -105,19 +113,19 @@ async function trigger(ctx, dagId) {
   const schemas = grantedSchemas(ctx, dagId);
   let payload;
   try {
-    payload = JSON.parse(new TextDecoder().decode(await ctx.readBody()) || "{}");
+    payload = JSON.parse(new TextDecoder().decode(await new Response(await ctx.body()).arrayBuffer()) || "{}");
   } catch (error) {
     if (error instanceof GatewayError) throw error;
-    throw new GatewayError("invalid_body", "the body is not JSON");
+    throw new GatewayError("invalid_body", "not JSON");
   }
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
-    throw new GatewayError("invalid_body", "the body must be a JSON object");
+    throw new GatewayError("invalid_body", "not an object");
   }
   const unknown = Object.keys(payload).filter((key) => key !== "conf");
-  if (unknown.length) throw new GatewayError("invalid_body", `unknown field ${unknown[0]}: send {"conf": {...}}`);
+  if (unknown.length) throw new GatewayError("invalid_body", `unknown field ${unknown[0]}`);
   const conf = payload.conf ?? {};
   if (typeof conf !== "object" || conf === null || Array.isArray(conf)) {
-    throw new GatewayError("invalid_body", "conf must be a JSON object");
+    throw new GatewayError("invalid_body", "conf is not an object");
   }
   if (!schemas.includes(null)) {
     const errors = schemas.map((schema) => validate(schema, conf));
@@ -127,13 +135,13 @@ async function trigger(ctx, dagId) {
   const path = `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns`;
   const key = ctx.request.headers.get("idempotency-key");
   if (key === null) return toResponse(await callAirflow(ctx, "POST", path, body), ctx.requestId);
-  if (!IDEMPOTENCY_KEY.test(key)) throw new GatewayError("invalid_request", "Idempotency-Key must be 1-255 visible ASCII characters");
+  if (!IDEMPOTENCY_KEY.test(key)) throw new GatewayError("invalid_request", "bad Idempotency-Key");
 
   const namespace = ctx.env.IDEMPOTENCY;
   const stub = namespace.get(namespace.idFromName(`${ctx.identity.subject}\n${dagId}\n${key}`));
   const send = (action, data) => () =>
     stub.fetch(`https://idempotency${action}`, { method: "POST", body: JSON.stringify(data) });
-  const fingerprint = await hex(body);
+  const fingerprint = await sha256hex(body);
   const begun = await durable(ctx, send("/begin", { fingerprint, lease_ms: ctx.timeoutMs * 2 + 5000 }));
   if (begun?.state === "done") {
     ctx.reason = "idempotent_replay";
@@ -147,12 +155,12 @@ async function trigger(ctx, dagId) {
     stored = await callAirflow(ctx, "POST", path, body);
   } catch (error) {
     // Nothing to replay: let a retry with the same key try again.
-    if (begun) await durable(ctx, send("/release", {})).catch(() => {});
+    if (begun) await durable(ctx, send("/complete", {})).catch(() => {});
     throw error;
   }
   if (begun) {
     const final = stored.status < 500 && stored.status !== 429 && stored.status !== 401;
-    await durable(ctx, send(final ? "/complete" : "/release", { response: stored })).catch(() => {});
+    await durable(ctx, send("/complete", final ? { response: stored } : {})).catch(() => {});
   }
   return toResponse(stored, ctx.requestId);
 }
@@ -166,5 +174,5 @@ export async function dagTriggerHandler(ctx) {
     const path = `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(runId)}`;
     return toResponse(await callAirflow(ctx, "GET", path), ctx.requestId);
   }
-  throw new GatewayError("no_route", "this route has no DAG trigger action");
+  throw new GatewayError("no_route");
 }

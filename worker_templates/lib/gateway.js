@@ -8,7 +8,7 @@
 // a plain-text binding may lower it): a revocation or kill switch written to KV is enforced within
 // KV's propagation (up to ~60 s) plus that TTL. If it cannot be read, the last copy is used; with no
 // copy at all, 503.
-import { GatewayError, problem } from "./problem.js";
+import { GatewayError, problem, hex, sha256hex } from "./problem.js";
 import { normalisePath, formatPath, evaluate, params } from "./path.js";
 import { identify } from "./identity.js";
 
@@ -31,21 +31,16 @@ function configOf(env, verifierFactory) {
     upstream = json(env.UPSTREAM);
     accessClients = json(env.ACCESS_CLIENTS ?? env.SERVICE_TOKENS ?? {}) || {};
   } catch {
-    throw new GatewayError("config_invalid", "a JSON binding is malformed");
+    throw new GatewayError("config_invalid");
   }
   if (!identity?.issuer || !upstream?.url || !env.POLICY_VERSION || !env.POLICY) {
-    throw new GatewayError("config_invalid", "a required binding is missing");
+    throw new GatewayError("config_invalid");
   }
   const key = JSON.stringify(identity);
   if (!verifiers.has(key)) verifiers.set(key, verifierFactory(identity));
   const ttl = Number(env.CONTROL_TTL_SECONDS ?? DEFAULT_CONTROL_TTL_S);
   configCache = { env, identity, upstream, accessClients, verifier: verifiers.get(key), controlTtlMs: ttl * 1000 };
   return configCache;
-}
-
-async function sha256hex(text) {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function loadPolicy(env) {
@@ -56,7 +51,7 @@ async function loadPolicy(env) {
   try {
     text = await env.POLICY.get(`policy:${version}`);
   } catch {
-    throw new GatewayError("policy_unavailable", "the policy store cannot be read");
+    throw new GatewayError("policy_unavailable");
   }
   if (text == null) throw new GatewayError("policy_unavailable", `policy version ${version} is not in the store`);
   text = text.trim();
@@ -64,7 +59,7 @@ async function loadPolicy(env) {
     throw new GatewayError("policy_unavailable", `the stored policy does not hash to version ${version}`);
   }
   const policy = JSON.parse(text);
-  if (policy.gateway !== env.GATEWAY) throw new GatewayError("config_invalid", "the policy is for another gateway");
+  if (policy.gateway !== env.GATEWAY) throw new GatewayError("config_invalid");
   policies.set(version, policy);
   return policy;
 }
@@ -79,7 +74,7 @@ async function loadControl(env, ttlMs) {
       at: now,
     };
   } catch {
-    if (!control) throw new GatewayError("control_unavailable", "the revocation list cannot be read");
+    if (!control) throw new GatewayError("control_unavailable");
   }
   return control.value;
 }
@@ -90,9 +85,7 @@ function headerBytes(headers) {
   return total;
 }
 
-function randomHex(bytes) {
-  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
+const randomHex = (n) => hex(crypto.getRandomValues(new Uint8Array(n)));
 
 // Continue the caller's trace (new span id for this hop) or start one.
 function traceparentFor(incoming) {
@@ -105,8 +98,7 @@ async function readBody(request, max) {
   if (!request.body) return new ArrayBuffer(0);
   const reader = request.body.getReader();
   const chunks = [];
-  let size = 0;
-  for (;;) {
+  for (let size = 0; ; ) {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
@@ -116,40 +108,58 @@ async function readBody(request, max) {
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out.buffer;
+  return new Blob(chunks).arrayBuffer();
+}
+
+// Rate limiting: the bucket lives in a Durable Object per (subject, route). An isolate may lease
+// several tokens at once, sized by how many requests it saw for that key in the last second (one
+// for a quiet caller, so limits stay exact), and spends them locally for at most LEASE_MS. Leased
+// tokens are taken from the bucket, so the limit is never exceeded; at worst one lease of unused
+// tokens (under a second of that caller's traffic) expires unspent.
+const LEASE_MS = 1000;
+const leases = new Map();
+
+function spend(lease, now) {
+  if (lease.tokens >= 1 && now < lease.until) return lease.tokens-- > 0;
 }
 
 async function rateLimit(env, policy, subject, route) {
   const limit = route.rate_limit;
+  const key = `${subject}\n${route.name}`;
+  const now = Date.now();
+  let lease = leases.get(key);
+  if (!lease) {
+    if (leases.size > 10000) leases.clear();
+    leases.set(key, (lease = { tokens: 0, until: 0, hits: 0, last: 0, window: now + 1000 }));
+  }
+  if (now > lease.window) [lease.last, lease.hits, lease.window] = [lease.hits, 0, now + 1000];
+  lease.hits++;
+  if (spend(lease, now)) return null;
+  const want = Math.max(1, Math.min(lease.last, Math.floor(limit.requests / 10)));
   let answer;
   try {
-    const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${subject}\n${route.name}`));
-    answer = await stub.fetch(`https://rate-limiter/take?requests=${limit.requests}&per=${limit.per_seconds}`);
-  } catch {
-    if (policy.limits.durable_objects_fail_open) return "fail_open";
-    throw new GatewayError("durable_object_unavailable", "the rate limiter failed");
+    const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key));
+    answer = await stub.fetch(`https://rate-limiter/take?requests=${limit.requests}&per=${limit.per_seconds}&want=${want}`);
+  } catch {}
+  if (answer?.status === 200) {
+    lease.tokens = (Date.now() < lease.until ? lease.tokens : 0) + Number(await answer.text());
+    lease.until = Date.now() + LEASE_MS;
   }
-  if (answer.status === 429) {
+  if (spend(lease, Date.now())) return null;
+  if (answer?.status === 429) {
     const retryAfter = Number(answer.headers.get("retry-after")) || 1;
-    throw new GatewayError("rate_limited", `more than ${limit.requests} requests per ${limit.per_seconds} s`, { retryAfter });
+    throw new GatewayError("rate_limited", `over ${limit.requests} per ${limit.per_seconds} s`, { retryAfter });
   }
-  if (answer.status !== 204) {
-    if (policy.limits.durable_objects_fail_open) return "fail_open";
-    throw new GatewayError("durable_object_unavailable", "the rate limiter failed");
-  }
-  return null;
+  if (policy.limits.durable_objects_fail_open) return "fail_open";
+  throw new GatewayError("durable_object_unavailable");
 }
 
 export function createGateway({ build, verifierFactory, upstreamHandler }) {
   async function handle(request, env, record, ctx) {
     const config = configOf(env, verifierFactory);
-    const policy = await loadPolicy(env);
+    // Cold isolate: fetch the key set (and below, the control list) while other reads are in flight.
+    // Awaited here: I/O started by one request must not be left for another to finish.
+    const [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure().catch(() => {})]);
     const limits = policy.limits;
     if (headerBytes(request.headers) > limits.max_header_bytes) {
       throw new GatewayError("headers_too_large", `request headers exceed ${limits.max_header_bytes} bytes`);
@@ -158,8 +168,10 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const path = normalisePath(url.pathname);
     record.path = formatPath(path);
 
+    const controlled = loadControl(env, config.controlTtlMs);
+    controlled.catch(() => {});
     const claims = await config.verifier.authenticate(request, limits);
-    const { revoked, disabled } = await loadControl(env, config.controlTtlMs);
+    const { revoked, disabled } = await controlled;
     const identity = identify(claims, config.verifier.mode, policy, config.identity, config.accessClients);
     record.subject = identity.subject;
     if (identity.ids.some((id) => revoked.has(id))) throw new GatewayError("subject_revoked");
@@ -169,12 +181,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const verdict = evaluate(policy, request.method, path, identity.roles);
     if (verdict.route) record.route = verdict.route.name;
     if (verdict.decision !== "allow") {
-      const details = {
-        no_route: "no route matches this path",
-        method_not_allowed: `no route allows ${request.method} on this path`,
-        role_not_allowed: "none of this identity's roles may call this route",
-      };
-      throw new GatewayError(verdict.decision, details[verdict.decision]);
+      throw new GatewayError(verdict.decision);
     }
     const route = verdict.route;
 
@@ -193,12 +200,10 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       traceparent: record.traceparent,
       policyVersion: env.POLICY_VERSION,
       timeoutMs: config.upstream.timeout_ms || limits.upstream_timeout_ms || 10000,
-      readBody: () => readBody(request, max),
-      waitUntil: (p) => ctx?.waitUntil?.(p),
+      // The body, read once (at most max_body_bytes); or streamed when its length was declared.
+      body: () => (declared !== null ? request.body : (read ??= readBody(request, max))),
     };
-    if (request.body && request.method !== "GET" && request.method !== "HEAD") {
-      handlerCtx.body = declared !== null ? request.body : await readBody(request, max);
-    }
+    let read;
     const response = await upstreamHandler(handlerCtx);
     record.decision = "allow";
     record.reason = handlerCtx.reason || "allowed";
@@ -231,12 +236,10 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       try {
         response = await handle(request, env, record, ctx);
       } catch (error) {
-        const failure = error instanceof GatewayError ? error : new GatewayError("internal_error", "unexpected failure");
-        if (!(error instanceof GatewayError)) record.error = String(error?.name || "Error");
+        const failure = error instanceof GatewayError ? error : new GatewayError("internal_error");
         record.decision = failure.status >= 500 ? "error" : "deny";
         record.reason = failure.reason;
         response = problem(failure, record.request_id);
-        response.headers.set("x-request-id", record.request_id);
       }
       record.status = response.status;
       record.latency_ms = Date.now() - started;

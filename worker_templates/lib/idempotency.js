@@ -1,9 +1,10 @@
 // Durable Object: one idempotency key (scoped to subject and DAG by the caller's idFromName).
 // POST /begin {fingerprint} → {state:"proceed"} for the first caller; every concurrent or later
 // caller waits for (or reads) the stored outcome: {state:"done", response}. POST /complete stores
-// the outcome for 24 h; POST /release forgets an attempt that must not be replayed (upstream
-// failed before it could have started anything), so a retry with the same key tries again.
+// the outcome for 24 h; POST /complete without a response forgets an attempt that must not be
+// replayed (Airflow failed or was not reached), so a retry with the same key tries again.
 const TTL_MS = 24 * 60 * 60 * 1000;
+const reply = (state, response) => Response.json({ state, response });
 
 export class IdempotencyStore {
   constructor(state) {
@@ -33,37 +34,35 @@ export class IdempotencyStore {
     const record = await this.load();
     if (action === "/begin") {
       if (record?.response) {
-        if (record.fingerprint !== body.fingerprint) return Response.json({ state: "mismatch" });
-        return Response.json({ state: "done", response: record.response });
+        if (record.fingerprint !== body.fingerprint) return reply("mismatch");
+        return reply("done", record.response);
       }
       if (record?.inflight && Date.now() < record.inflight) {
-        if (record.fingerprint !== body.fingerprint) return Response.json({ state: "mismatch" });
+        if (record.fingerprint !== body.fingerprint) return reply("mismatch");
         let timer;
         const outcome = await new Promise((resolve) => {
           this.waiters.push(resolve);
           timer = setTimeout(() => resolve(null), Math.max(0, record.inflight - Date.now()));
         });
         clearTimeout(timer);
-        if (outcome) return Response.json({ state: "done", response: outcome });
-        return Response.json({ state: "busy" });
+        if (outcome) return reply("done", outcome);
+        return reply("busy");
       }
       this.record = { fingerprint: body.fingerprint, inflight: Date.now() + body.lease_ms };
-      return Response.json({ state: "proceed" });
+      return reply("proceed");
     }
-    if (action === "/complete") {
-      const expires = Date.now() + TTL_MS;
-      this.record = { fingerprint: this.record?.fingerprint ?? body.fingerprint, response: body.response, expires };
-      await this.state.storage.put("record", this.record);
-      await this.state.storage.setAlarm(expires);
-      this.settle(body.response);
-      return Response.json({ state: "done" });
-    }
-    if (action === "/release") {
+    // /complete {response}: store the outcome for 24 h; without a response, forget the attempt.
+    if (!body.response) {
       this.record = null;
       this.settle(null);
-      return Response.json({ state: "released" });
+      return reply();
     }
-    return new Response(null, { status: 404 });
+    const expires = Date.now() + TTL_MS;
+    this.record = { fingerprint: this.record?.fingerprint ?? body.fingerprint, response: body.response, expires };
+    await this.state.storage.put("record", this.record);
+    await this.state.storage.setAlarm(expires);
+    this.settle(body.response);
+    return reply();
   }
 
   async alarm() {

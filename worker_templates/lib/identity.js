@@ -8,18 +8,19 @@
 // attempts are spaced at least EMPTY_RETRY_MS apart. Only `kid`/`alg` of a token's header choose a
 // key: `jku`, `x5u`, `jwk` and `x5c` are never read.
 import { compactVerify } from "jose";
-import { GatewayError } from "./problem.js";
+import { GatewayError, within } from "./problem.js";
 
 const MAX_AGE_MS = 10 * 60 * 1000;
 const EMPTY_RETRY_MS = 1000;
 const FETCH_TIMEOUT_MS = 5000;
+const STALE_MS = FETCH_TIMEOUT_MS + 1000;
 
 async function fetchJson(url) {
   const response = await fetch(url, {
     headers: { accept: "application/json" },
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
   });
-  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  if (!response.ok) throw new Error();
   return response.json();
 }
 
@@ -32,7 +33,7 @@ function importKey({ kty, n, e, crv, x, y }, alg) {
     E: { name: "ECDSA", namedCurve: bits === "512" ? "P-521" : `P-${bits}` },
   }[alg[0]];
   return crypto.subtle.importKey("jwk", { kty, n, e, crv, x, y }, algorithm, false, ["verify"]).catch(() => {
-    throw new GatewayError("token_key_unknown", "the matching key cannot be used");
+    throw new GatewayError("token_key_unknown", "unusable key");
   });
 }
 
@@ -44,7 +45,6 @@ export class KeySet {
     this.fetchedAt = 0;
     this.attemptedAt = -Infinity;
     this.pending = null;
-    this.fetches = 0;
   }
 
   async jwksUrl() {
@@ -53,39 +53,43 @@ export class KeySet {
       const issuer = this.config.issuer.replace(/\/$/, "");
       const document = await fetchJson(`${issuer}/.well-known/openid-configuration`);
       if (document.issuer !== this.config.issuer || typeof document.jwks_uri !== "string") {
-        throw new Error("discovery document does not match the configured issuer");
+        throw new Error();
       }
       this.discovered = document.jwks_uri;
     }
     return this.discovered;
   }
 
+  // Single flight. A request that awaits a fetch another request started waits at most STALE_MS
+  // (that request may have been cancelled, and its I/O with it); after that a new fetch may start.
   refresh() {
-    if (!this.pending) {
-      this.attemptedAt = Date.now();
-      this.fetches++;
-      this.pending = (async () => {
-        try {
-          const jwks = await fetchJson(await this.jwksUrl());
-          if (!Array.isArray(jwks?.keys)) throw new Error("no keys in the key set");
-          this.local = jwks.keys;
-          this.imported = new Map();
-          this.fetchedAt = Date.now();
-        } catch (error) {
-          this.lastError = String(error?.message || error);
-        } finally {
-          this.pending = null;
-        }
-      })();
+    const now = Date.now();
+    if (!this.pending || now - this.attemptedAt > STALE_MS) {
+      this.attemptedAt = now;
+      const pending = (this.pending = this.load().finally(() => {
+        if (this.pending === pending) this.pending = null;
+      }));
     }
-    return this.pending;
+    return within(this.pending, STALE_MS);
+  }
+
+  async load() {
+    try {
+      const jwks = await fetchJson(await this.jwksUrl());
+      if (!Array.isArray(jwks?.keys)) throw new Error();
+      this.local = jwks.keys;
+      this.imported = new Map();
+      this.fetchedAt = Date.now();
+    } catch {
+      // kept keys (if any) stay in use; callers decide between 401 and 503
+    }
   }
 
   async ensure() {
     const now = Date.now();
     if (!this.local) {
       if (this.pending || now - this.attemptedAt >= EMPTY_RETRY_MS) await this.refresh();
-      if (!this.local) throw new GatewayError("keys_unavailable", "the issuer's key set cannot be fetched");
+      if (!this.local) throw new GatewayError("keys_unavailable", "key set unreachable");
     } else if (now - this.fetchedAt > MAX_AGE_MS && now - this.attemptedAt >= this.cooldownMs) {
       await this.refresh();
     }
@@ -98,7 +102,7 @@ export class KeySet {
     const found = this.local.filter(
       (k) => (!header.kid || k.kid === header.kid) && k.kty === kty && (!k.use || k.use === "sig") && (!k.alg || k.alg === header.alg),
     );
-    if (found.length !== 1) throw new GatewayError("token_key_unknown", found.length ? "several keys match" : "no key matches");
+    if (found.length !== 1) throw new GatewayError("token_key_unknown", "no single key matches");
     const cacheKey = `${found[0].kid}\n${header.alg}\n${found[0].n || found[0].x}`;
     if (!this.imported.has(cacheKey)) this.imported.set(cacheKey, importKey(found[0], header.alg));
     return this.imported.get(cacheKey);
@@ -133,11 +137,11 @@ export function checkClaims(payload, options, now = Date.now() / 1000) {
   try {
     claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
   } catch {}
-  if (!claims || typeof claims !== "object" || Array.isArray(claims)) throw new GatewayError("invalid_token", "the payload is not a JSON object");
+  if (!claims || typeof claims !== "object" || Array.isArray(claims)) throw new GatewayError("invalid_token", "payload not an object");
   const { exp, nbf, iss, aud } = claims;
   const leeway = options.leeway;
   if (exp === undefined) throw new GatewayError("token_missing_exp");
-  if (typeof exp !== "number") throw new GatewayError("token_claims_invalid", "exp is not a number");
+  if (typeof exp !== "number") throw new GatewayError("token_claims_invalid", "bad exp");
   if (exp <= now - leeway) throw new GatewayError("token_expired");
   if (nbf !== undefined && (typeof nbf !== "number" || nbf > now + leeway)) throw new GatewayError("token_not_yet_valid");
   if (iss !== options.issuer) throw new GatewayError("token_issuer_mismatch");
@@ -183,9 +187,9 @@ function verifier(config, mode, credentialOf) {
 export function oidcVerifier(config) {
   return verifier(config, "oidc", (headers) => {
     const value = single(headers, "authorization");
-    if (value == null) throw new GatewayError("missing_credential", "send Authorization: Bearer <token>");
+    if (value == null) throw new GatewayError("missing_credential", "Authorization: Bearer required");
     const match = /^Bearer +([^ ]+)$/i.exec(value);
-    if (!match) throw new GatewayError("invalid_token", "the Authorization header is not a bearer token");
+    if (!match) throw new GatewayError("invalid_token", "not a bearer token");
     return match[1];
   });
 }
@@ -195,8 +199,8 @@ export function accessVerifier(config) {
     const value = single(headers, "cf-access-jwt-assertion");
     if (!value) {
       const detail = headers.has("cf-access-client-id")
-        ? "service-token headers reached the gateway without an Access JWT"
-        : "the Cf-Access-Jwt-Assertion header is required (cookies are not accepted)";
+        ? "service-token headers without an Access JWT"
+        : "Cf-Access-Jwt-Assertion required";
       throw new GatewayError("missing_credential", detail);
     }
     return value;

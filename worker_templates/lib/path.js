@@ -12,7 +12,7 @@ export function normalisePath(raw) {
   for (const piece of raw.split("/")) {
     if (piece === "") continue;
     if (ENCODED_SEPARATOR.test(piece)) {
-      throw new GatewayError("invalid_path", "encoded '/' or '\\' inside a path segment");
+      throw new GatewayError("invalid_path", "encoded separator in a segment");
     }
     let segment;
     try {
@@ -21,8 +21,10 @@ export function normalisePath(raw) {
       throw new GatewayError("invalid_path", "malformed percent-encoding");
     }
     if (CONTROL.test(segment) || segment.includes("\\") || segment.includes("/")) {
-      throw new GatewayError("invalid_path", "control character or separator in a path segment");
+      throw new GatewayError("invalid_path", "control character or separator in a segment");
     }
+    // `..;x` / `.;x`: servlet containers read these as dot segments, so refuse them outright.
+    if (/^\.\.?;/.test(segment)) throw new GatewayError("invalid_path", "dot segment with parameters");
     if (segment === ".") continue;
     if (segment === "..") {
       out.pop();

@@ -75,3 +75,8 @@ export function problem(error, requestId) {
   if (status === 401) headers["www-authenticate"] = 'Bearer realm="airgate"';
   return new Response(JSON.stringify(body), { status, headers });
 }
+
+// Waits for `promise` at most `ms`: a single-flight fetch started by another request may never settle.
+export const within = (promise, ms) => Promise.race([promise, new Promise((resolve) => setTimeout(resolve, ms))]);
+export const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+export const sha256hex = async (text) => hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));

@@ -76,7 +76,7 @@ export async function proxyHandler(ctx) {
   if (credential) headers.set(upstream.credential_header, credential);
   const target = upstream.url.replace(/\/+$/, "") + formatPath(ctx.path) + url.search;
   const init = { method: request.method, headers };
-  if (ctx.body !== undefined) init.body = ctx.body;
+  if (request.body && request.method !== "GET" && request.method !== "HEAD") init.body = await ctx.body();
   const answer = await callUpstream(target, init, ctx.timeoutMs);
   ctx.upstreamStatus = answer.status;
   return responseFrom(answer, ctx.requestId);

@@ -8,7 +8,8 @@ export class RateLimiter {
     this.updated = 0;
   }
 
-  // GET /take?requests=N&per=S → 200, or 429 with retry-after seconds.
+  // GET /take?requests=N&per=S&want=W → 200 with the number of tokens granted (1..W), or 429
+  // with retry-after seconds.
   async fetch(request) {
     const query = new URL(request.url).searchParams;
     const capacity = Math.max(1, Number(query.get("requests")) || 1);
@@ -24,8 +25,9 @@ export class RateLimiter {
     }
     this.updated = now;
     if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return new Response(null, { status: 204 });
+      const granted = Math.min(Math.max(1, Number(query.get("want")) || 1), Math.floor(this.tokens));
+      this.tokens -= granted;
+      return new Response(String(granted));
     }
     const retryAfter = Math.max(1, Math.ceil((1 - this.tokens) / rate / 1000));
     return new Response(null, { status: 429, headers: { "retry-after": String(retryAfter) } });

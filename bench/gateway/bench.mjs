@@ -1,0 +1,303 @@
+// Gateway benchmark: the same request (GET /v1/tables/revenue with a bearer JWT) against
+//   1. the upstream directly,
+//   2. a pass-through Worker (fetch to the upstream, nothing else) in the same workerd/Miniflare,
+//   3. the full gateway bundle from `airgate build --stack local` (JWT + policy + DO bucket + log),
+//   4. Debian's apache2 + libapache2-mod-oauth2 validating the same token against the same JWKS
+//      (token-result cache off) and proxying to the same upstream,
+// at 1 and 16 connections with wrk; plus the gateway's CPU per request, its first-request latency
+// and the bundle size. Loopback only; every run is bounded (DURATION seconds per cell).
+import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync } from "node:fs";
+import { createServer, request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Miniflare, Log, LogLevel } from "miniflare";
+import { buildStack, readArtifacts, startIssuer, startGateway, pointAt, compatibilityDate } from "../../tests/worker/helpers.mjs";
+
+const DURATION = Math.min(Math.max(Number(process.argv[2] || 5), 1), 30);
+const AUDIENCE = "http://airgate.localhost";
+const PATH = "/v1/tables/revenue";
+const cleanups = [];
+const results = [];
+const notes = [];
+
+function run(command, args, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      code === 0 ? resolve(out) : reject(new Error(`${command} exited ${code}: ${out}`));
+    });
+  });
+}
+
+async function wrk(url, connections, token) {
+  const threads = connections === 1 ? 1 : 2;
+  const args = [`-t${threads}`, `-c${connections}`, `-d${DURATION}s`, "--latency", "--timeout", "5s"];
+  if (token) args.push("-H", `Authorization: Bearer ${token}`);
+  const out = await run("wrk", [...args, url], (DURATION + 20) * 1000);
+  if (!/Requests\/sec/.test(out) || !/50%/.test(out)) throw new Error(`wrk output not understood:\n${out}`);
+  const unit = (value) => {
+    const m = /([\d.]+)(us|ms|s)/.exec(value);
+    if (!m) throw new Error(`wrk latency ${value} not understood:\n${out}`);
+    return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]];
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
+  const p50 = unit(/^\s+50%\s+(\S+)/m.exec(out)[1]);
+  const p99 = unit(/^\s+99%\s+(\S+)/m.exec(out)[1]);
+  const total = Number(/(\d+) requests in/.exec(out)[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] || 0);
+  const errors = /Socket errors: (.*)/.exec(out)?.[1] || "";
+  return { rps, p50, p99, total, non2xx, errors };
+}
+
+function cpuTicks(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+}
+
+function childWorkerd() {
+  const found = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.indexOf(")"));
+      const ppid = Number(stat.split(") ")[1].split(" ")[1]);
+      if (comm.startsWith("workerd") && ppid === process.pid) found.push(Number(entry));
+    } catch {}
+  }
+  return found;
+}
+
+const TICK_MS = 1000 / Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+async function measure(name, url, token, pid) {
+  await wrk(url, 4, token); // warm-up: isolate, JIT, key set, DO
+  for (const connections of [1, 16]) {
+    const before = pid ? cpuTicks(pid) : 0;
+    const r = await wrk(url, connections, token);
+    const cpuMs = pid ? (cpuTicks(pid) - before) * TICK_MS : null;
+    results.push({ name, connections, ...r, cpuPerRequestUs: cpuMs === null ? null : (cpuMs * 1000) / r.total });
+    process.stderr.write(`${name} c=${connections}: ${r.rps.toFixed(0)} req/s p50 ${r.p50} ms p99 ${r.p99} ms non2xx ${r.non2xx}\n`);
+  }
+}
+
+function timed(url, token) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = httpRequest(url, { headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ ms: performance.now() - started, status: res.statusCode }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function leanUpstream() {
+  const body = JSON.stringify({ upstream: "bench", rows: [1, 2, 3] });
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
+  return { url: `http://127.0.0.1:${server.address().port}`, port: server.address().port };
+}
+
+async function passThrough(upstream) {
+  const mf = new Miniflare({
+    modules: true,
+    script:
+      "export default { fetch(request, env) { const url = new URL(request.url);" +
+      " return fetch(env.UPSTREAM + url.pathname + url.search, { method: request.method, headers: request.headers, body: request.body }); } };",
+    compatibilityDate: compatibilityDate("2026-11-01"),
+    bindings: { UPSTREAM: upstream.url },
+    host: "127.0.0.1",
+    port: 0,
+    cf: false,
+    log: new Log(LogLevel.NONE),
+  });
+  const url = await mf.ready;
+  return { mf, url: new URL(PATH, url).href };
+}
+
+// The gateway's bundle with the local stack's policy, except a bucket that a benchmark cannot
+// drain (the Durable Object is still called on every request); the version is that document's hash.
+async function fullGateway(artifacts, issuer, upstream) {
+  const policy = JSON.parse(artifacts.policyText);
+  for (const route of policy.routes) route.rate_limit = { requests: 1e9, per_seconds: 1 };
+  const text = JSON.stringify(policy);
+  const version = createHash("sha256").update(text).digest("hex").slice(0, 16);
+  const gateway = await startGateway(artifacts, {
+    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE }), POLICY_VERSION: version },
+    secrets: { UPSTREAM_CREDENTIAL: "bench" },
+    parseLogs: false,
+  });
+  await gateway.kv.put(`policy:${version}`, text);
+  return { gateway, url: new URL(PATH, gateway.url).href };
+}
+
+async function apachePeer(issuer, upstream) {
+  const modules = "/usr/lib/apache2/modules";
+  if (!existsSync(`${modules}/mod_oauth2.so`) || !existsSync("/usr/sbin/apache2")) {
+    notes.push("apache2 + libapache2-mod-oauth2 not installed (apt-get install apache2 libapache2-mod-oauth2): peer skipped");
+    return null;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "airgate-apache-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+  const verify = [
+    `jwks_uri ${issuer.jwksUrl}`,
+    // exp required; iss and aud are checked by the Require lines below (verify.iss compares with a
+    // configured issuer that jwks_uri mode lacks); expiry=0: no token-validation result cache.
+    "verify.iss=skip&verify.exp=required&verify.iat=optional&expiry=0",
+  ].join(" ");
+  writeFileSync(
+    join(dir, "httpd.conf"),
+    `ServerRoot ${dir}
+ServerName 127.0.0.1
+Listen 127.0.0.1:${port}
+PidFile ${dir}/httpd.pid
+ErrorLog ${dir}/error.log
+LogLevel ${process.env.APACHE_LOGLEVEL || "warn"}
+User www-data
+Group www-data
+LoadModule mpm_event_module ${modules}/mod_mpm_event.so
+LoadModule authn_core_module ${modules}/mod_authn_core.so
+LoadModule authz_core_module ${modules}/mod_authz_core.so
+LoadModule authz_user_module ${modules}/mod_authz_user.so
+LoadModule proxy_module ${modules}/mod_proxy.so
+LoadModule proxy_http_module ${modules}/mod_proxy_http.so
+LoadModule oauth2_module ${modules}/mod_oauth2.so
+KeepAlive On
+MaxKeepAliveRequests 0
+StartServers 2
+ThreadsPerChild 25
+<Location "/v1/tables/">
+  AuthType oauth2
+  OAuth2TokenVerify ${verify}
+  <RequireAll>
+    Require oauth2_claim aud:${AUDIENCE}
+    Require oauth2_claim iss:${issuer.url}
+  </RequireAll>
+  ProxyPass "${upstream.url}/v1/tables/" keepalive=On
+</Location>
+`,
+  );
+  const proc = spawn("/usr/sbin/apache2", ["-f", join(dir, "httpd.conf"), "-DFOREGROUND"], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  proc.stderr.on("data", (d) => (stderr += d));
+  cleanups.push(async () => {
+    proc.kill("SIGTERM");
+    await new Promise((resolve) => (proc.exitCode !== null ? resolve() : proc.once("exit", resolve)));
+  });
+  const url = `http://127.0.0.1:${port}${PATH}`;
+  for (let i = 0; i < 100; i++) {
+    if (proc.exitCode !== null) break;
+    try {
+      await timed(url);
+      return { url, dir, proc };
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50)); // polling a starting server's port
+    }
+  }
+  notes.push(`apache2 did not start: ${stderr.trim() || readFileSync(join(dir, "error.log"), "utf8").slice(-500)}`);
+  return null;
+}
+
+function table() {
+  const rows = [["target", "conns", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU µs/req (workerd)"]];
+  for (const r of results) {
+    rows.push([r.name, String(r.connections), r.rps.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2), String(r.non2xx), r.cpuPerRequestUs === null ? "-" : r.cpuPerRequestUs.toFixed(0)]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row, j) => {
+    const line = "| " + row.map((cell, i) => cell.padEnd(widths[i])).join(" | ") + " |";
+    return j === 0 ? line + "\n|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|" : line;
+  }).join("\n");
+}
+
+async function main() {
+  if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk is not installed (apt-get install wrk)");
+  const artifacts = readArtifacts(buildStack("local"), "warehouse");
+  const issuer = await startIssuer();
+  cleanups.push(() => issuer.close());
+  const upstream = await leanUpstream();
+  const token = await issuer.token({ sub: "ai-agent", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
+
+  const only = process.env.BENCH_ONLY;
+  if (!only) await measure("direct upstream", upstream.url + PATH, token, null);
+
+  if (!only || only === "pass") {
+    const pass = await passThrough(upstream);
+    const [passPid] = childWorkerd();
+    await measure("pass-through Worker", pass.url, token, passPid);
+    await pass.mf.dispose();
+  }
+
+  // First request after start: a fresh gateway, then its first and second requests.
+  const started = performance.now();
+  const cold = await fullGateway(artifacts, issuer, upstream);
+  const startMs = performance.now() - started;
+  const first = await timed(cold.url, token);
+  const second = await timed(cold.url, token);
+  await cold.gateway.dispose();
+
+  const full = await fullGateway(artifacts, issuer, upstream);
+  const [gatewayPid] = childWorkerd();
+  await measure("full gateway", full.url, token, gatewayPid);
+  const logged = full.gateway.lines.count;
+  await full.gateway.dispose();
+
+  const apache = !only || only === "apache" ? await apachePeer(issuer, upstream) : null;
+  if (apache) {
+    const check = await timed(apache.url, token);
+    if (process.env.APACHE_DEBUG) console.log(readFileSync(join(apache.dir, "error.log"), "utf8").split("\n").filter((l) => /warn|error|claim|authz|verify/i.test(l)).join("\n").slice(-6000));
+    const refused = await timed(apache.url, token.slice(0, -4) + "AAAA");
+    if (check.status !== 200 || refused.status !== 401) {
+      notes.push(`apache peer answered ${check.status} to a good token and ${refused.status} to a forged one; ` +
+        readFileSync(join(apache.dir, "error.log"), "utf8").split("\n").filter((l) => /oauth2|error|warn/i.test(l)).slice(-15).join("\n"));
+    }
+    // The token-result cache is off: every request must run the signature check.
+    const before = readFileSync(join(apache.dir, "error.log"), "utf8").length;
+    for (let i = 0; i < 3; i++) await timed(apache.url, token);
+    if (process.env.APACHE_LOGLEVEL === "debug") {
+      const verified = readFileSync(join(apache.dir, "error.log"), "utf8").slice(before).split("cjose_jws_verify returned true").length - 1;
+      notes.push(`apache verified the signature ${verified} times for 3 requests with one token`);
+    }
+    await measure("apache2 + mod_oauth2", apache.url, token, null);
+  }
+
+  const get = (name, c) => results.find((r) => r.name === name && r.connections === c);
+  console.log(`\n## Gateway benchmark (${DURATION} s per cell, wrk, loopback, ${execFileSync("nproc", { encoding: "utf8" }).trim()} cores shared by load generator and servers)\n`);
+  console.log(table());
+  console.log("");
+  for (const c of only ? [] : [1, 16]) {
+    const g = get("full gateway", c), p = get("pass-through Worker", c), a = get("apache2 + mod_oauth2", c);
+    console.log(`c=${c}: full gateway / pass-through = ${(g.rps / p.rps).toFixed(2)} (goal ≥ 0.6)` + (a ? `; full gateway / apache peer = ${(g.rps / a.rps).toFixed(2)} (goal ≥ 1.0)` : ""));
+  }
+  console.log(`first request after start: ${first.ms.toFixed(1)} ms (status ${first.status}; includes OIDC discovery, JWKS fetch, KV policy read, DO creation); second: ${second.ms.toFixed(1)} ms; Miniflare start ${startMs.toFixed(0)} ms`);
+  console.log(`bundle: ${artifacts.bundle.length} bytes minified (budget 32768) — warehouse; decision lines logged in the run: ${logged}`);
+  for (const note of notes) console.log(`note: ${note}`);
+}
+
+try {
+  await main();
+} finally {
+  for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {});
+}
+process.exit(0);

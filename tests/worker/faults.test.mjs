@@ -1,0 +1,214 @@
+// Faults at the `warehouse` gateway (local stack): key material, policy store, Durable Object and
+// upstream failures. Each fails closed (or as configured) with the documented status and reason.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createServer } from "node:net";
+import { buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem } from "./helpers.mjs";
+
+const AUDIENCE = "http://airgate.localhost";
+let issuer, upstream, artifacts;
+const running = [];
+
+before(async () => {
+  artifacts = readArtifacts(buildStack("local"), "warehouse");
+  issuer = await startIssuer();
+  upstream = await startUpstream("warehouse");
+});
+
+after(async () => {
+  await Promise.allSettled(running.map((g) => g.dispose()));
+  await issuer?.close();
+  await upstream?.close();
+});
+
+async function gatewayWith(options = {}, target = {}) {
+  const gateway = await startGateway(artifacts, {
+    ...options,
+    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE, ...target }), ...(options.vars || {}) },
+    secrets: { UPSTREAM_CREDENTIAL: "t" },
+  });
+  running.push(gateway);
+  return gateway;
+}
+
+const token = async () => ({ authorization: `Bearer ${await issuer.token({ sub: "ai-agent" }, { audience: AUDIENCE })}` });
+const tables = async (gateway) => gateway.send("GET", "/v1/tables/revenue", { headers: await token() });
+
+test("key set unreachable with nothing cached → 503 keys_unavailable; served from cache once fetched", async () => {
+  const gateway = await gatewayWith();
+  issuer.state.down = true;
+  try {
+    const before = upstream.state.requests.length;
+    const answer = await tables(gateway);
+    expectProblem(assert, answer, 503, "keys_unavailable");
+    assert.equal(answer.log.decision, "error");
+    assert.equal(upstream.state.requests.length, before);
+    expectProblem(assert, await tables(gateway), 503, "keys_unavailable");
+  } finally {
+    issuer.state.down = false;
+  }
+  // Fresh isolate state (new gateway), keys fetched once, then the issuer goes down: still served.
+  const warm = await gatewayWith();
+  assert.equal((await tables(warm)).status, 200);
+  issuer.state.down = true;
+  try {
+    const answer = await tables(warm);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.log.reason, "allowed");
+  } finally {
+    issuer.state.down = false;
+  }
+});
+
+test("policy version missing from KV → 503 policy_unavailable, nothing forwarded", async () => {
+  const gateway = await gatewayWith({ seedPolicy: false });
+  const before = upstream.state.requests.length;
+  const answer = await tables(gateway);
+  expectProblem(assert, answer, 503, "policy_unavailable");
+  assert.equal(answer.log.policy_version, artifacts.manifest.policy_version);
+  // Another version in the store is not a substitute for the bound one.
+  const other = JSON.parse(artifacts.policyText);
+  other.routes[0].roles = ["nobody"];
+  await gateway.kv.put("policy:0000000000000000", JSON.stringify(other));
+  expectProblem(assert, await tables(gateway), 503, "policy_unavailable");
+  // A document under the bound key that does not hash to the bound version is refused too.
+  await gateway.kv.put(artifacts.manifest.policy_kv_key, JSON.stringify(other));
+  expectProblem(assert, await tables(gateway), 503, "policy_unavailable");
+  assert.equal(upstream.state.requests.length, before);
+  // Once the right document is there, the gateway serves.
+  await gateway.kv.put(artifacts.manifest.policy_kv_key, artifacts.policyText);
+  assert.equal((await tables(gateway)).status, 200);
+});
+
+// A Durable Object namespace whose objects throw on every call, from a second Worker.
+const FAULTY = {
+  name: "faulty",
+  modules: true,
+  script: "export class Broken { fetch() { throw new Error('storage exploded'); } }\nexport default { fetch() { return new Response('x'); } };",
+  compatibilityDate: "2026-07-01",
+};
+
+test("rate-limiter Durable Object throwing → 503 durable_object_unavailable (fail closed)", async () => {
+  const gateway = await gatewayWith({
+    durableObjects: { RATE_LIMITER: { className: "Broken", scriptName: "faulty" } },
+    workers: [FAULTY],
+  });
+  const before = upstream.state.requests.length;
+  const answer = await tables(gateway);
+  expectProblem(assert, answer, 503, "durable_object_unavailable");
+  assert.equal(upstream.state.requests.length, before);
+});
+
+test("…and passes when the gateway's policy says durable_objects_fail_open", async () => {
+  const policy = JSON.parse(artifacts.policyText);
+  policy.limits.durable_objects_fail_open = true;
+  const text = JSON.stringify(policy);
+  const version = createHash("sha256").update(text).digest("hex").slice(0, 16);
+  const gateway = await gatewayWith({
+    durableObjects: { RATE_LIMITER: { className: "Broken", scriptName: "faulty" } },
+    workers: [FAULTY],
+    vars: { POLICY_VERSION: version },
+  });
+  await gateway.kv.put(`policy:${version}`, text);
+  const answer = await tables(gateway);
+  assert.equal(answer.status, 200, answer.text);
+  assert.equal(answer.log.durable_objects, "fail_open");
+  assert.equal(answer.log.policy_version, version);
+});
+
+async function closedPort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test("upstream down → 502 upstream_unreachable", async () => {
+  const port = await closedPort();
+  const gateway = await gatewayWith({}, { upstream: { url: `http://127.0.0.1:${port}` } });
+  const answer = await tables(gateway);
+  expectProblem(assert, answer, 502, "upstream_unreachable");
+  assert.equal(answer.log.route, "tables");
+});
+
+test("upstream slower than the timeout → 504 within timeout + 10 %", async () => {
+  const timeoutMs = 1500;
+  const gateway = await gatewayWith({}, { upstreamConfig: { timeout_ms: timeoutMs } });
+  const held = [];
+  upstream.state.handler = (req, res) => {
+    held.push(res); // never answers in time
+  };
+  try {
+    const headers = await token();
+    const started = performance.now();
+    const answer = await gateway.send("GET", "/v1/tables/slow", { headers });
+    const elapsed = performance.now() - started;
+    expectProblem(assert, answer, 504, "upstream_timeout");
+    assert.ok(elapsed >= timeoutMs * 0.95, `answered after ${elapsed.toFixed(0)} ms`);
+    assert.ok(elapsed <= timeoutMs * 1.1, `answered after ${elapsed.toFixed(0)} ms, limit ${timeoutMs * 1.1}`);
+    assert.ok(answer.log.latency_ms <= timeoutMs * 1.1);
+  } finally {
+    upstream.state.handler = null;
+    for (const res of held) res.destroy();
+  }
+});
+
+test("an upstream error status is passed through (not a gateway failure)", async () => {
+  const gateway = await gatewayWith();
+  upstream.state.handler = (req, res) => {
+    res.writeHead(500, { "content-type": "text/plain" }).end("boom");
+  };
+  try {
+    const answer = await tables(gateway);
+    assert.equal(answer.status, 500);
+    assert.equal(answer.text, "boom");
+    assert.equal(answer.log.decision, "allow");
+    assert.equal(answer.log.upstream_status, 500);
+  } finally {
+    upstream.state.handler = null;
+  }
+});
+
+test("a cold gateway under concurrent load fetches discovery and the key set once (single flight)", async () => {
+  const gateway = await gatewayWith();
+  const jwks = issuer.state.jwksFetches;
+  const discovery = issuer.state.discoveryFetches;
+  const headers = await token();
+  const answers = await Promise.all(Array.from({ length: 30 }, () => gateway.send("GET", "/v1/tables/t", { headers })));
+  assert.deepEqual(answers.map((a) => a.status), Array(30).fill(200));
+  assert.equal(issuer.state.jwksFetches - jwks, 1);
+  assert.equal(issuer.state.discoveryFetches - discovery, 1);
+});
+
+test("after the cooldown an unknown kid refreshes the key set once, however many arrive; rotation is picked up", async () => {
+  const cooldownMs = 1000;
+  const gateway = await gatewayWith({}, { identity: { jwks_refresh_cooldown_seconds: cooldownMs / 1000 } });
+  assert.equal((await tables(gateway)).status, 200);
+  const started = Date.now();
+  const { generateKeyPair } = await import("jose");
+  const { privateKey } = await generateKeyPair("RS256");
+  const forged = await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      issuer.token({ sub: "ai-agent" }, { audience: AUDIENCE, kid: `random-${i}`, key: privateKey, alg: "RS256" }),
+    ),
+  );
+  // Waiting out the configured cooldown is the behaviour under test, not synchronisation.
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, cooldownMs + 50 - (Date.now() - started))));
+  let fetches = issuer.state.jwksFetches;
+  const flood = await Promise.all(forged.map((t) => gateway.send("GET", "/v1/tables/t", { headers: { authorization: `Bearer ${t}` } })));
+  for (const answer of flood) expectProblem(assert, answer, 401, "token_key_unknown");
+  assert.equal(issuer.state.jwksFetches - fetches, 1, "one refresh for the whole flood");
+  // The IdP rotates: a token under the new kid is accepted once the cooldown has passed.
+  await issuer.addKey("rotated");
+  issuer.state.published.push("rotated");
+  const rotated = { authorization: `Bearer ${await issuer.token({ sub: "ai-agent" }, { audience: AUDIENCE, kid: "rotated" })}` };
+  fetches = issuer.state.jwksFetches;
+  expectProblem(assert, await gateway.send("GET", "/v1/tables/t", { headers: rotated }), 401, "token_key_unknown");
+  assert.equal(issuer.state.jwksFetches, fetches, "no fetch inside the cooldown");
+  await new Promise((resolve) => setTimeout(resolve, cooldownMs + 50));
+  const answer = await gateway.send("GET", "/v1/tables/t", { headers: rotated });
+  assert.equal(answer.status, 200, answer.text);
+  assert.equal(issuer.state.jwksFetches, fetches + 1);
+});

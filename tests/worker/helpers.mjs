@@ -1,0 +1,322 @@
+// Test harness for the gateway Worker: builds the real bundle with `airgate build`, runs it in
+// workerd through Miniflare, and provides the things around it on 127.0.0.1: an OpenID issuer
+// (discovery + JWKS, keys made at test time), upstream echo servers and a stand-in Airflow API.
+// Decision lines are read from workerd's stdout and matched to responses by request id.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, request as httpRequest, Agent } from "node:http";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { EventEmitter } from "node:events";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { Miniflare, Log, LogLevel, supportedCompatibilityDate } from "miniflare";
+
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+process.env.WRANGLER_SEND_METRICS = "false";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const AIRGATE = join(ROOT, ".venv", "bin", "airgate");
+
+const builds = new Map();
+/** Runs the real build pipeline for a stack once per test process; returns the output folder. */
+export function buildStack(stack) {
+  if (!builds.has(stack)) {
+    const out = mkdtempSync(join(tmpdir(), `airgate-${stack}-`));
+    execFileSync(AIRGATE, ["build", "--stack", stack, "--out", out], { cwd: ROOT, stdio: "pipe" });
+    builds.set(stack, out);
+    process.on("exit", () => rmSync(out, { recursive: true, force: true }));
+  }
+  return builds.get(stack);
+}
+
+export function readArtifacts(dir, gateway) {
+  const base = join(dir, gateway);
+  return {
+    dir: base,
+    wrangler: JSON.parse(readFileSync(join(base, "wrangler.json"), "utf8")),
+    manifest: JSON.parse(readFileSync(join(base, "manifest.json"), "utf8")),
+    policyText: readFileSync(join(base, "policy.json"), "utf8").trim(),
+    bundle: readFileSync(join(base, "gateway.js")),
+  };
+}
+
+/**
+ * The stack's date, or the newest one the pinned workerd supports if the stack's is newer
+ * (shared.yaml says 2026-11-01; workerd 1.20260730 refuses dates after its own).
+ */
+export function compatibilityDate(wanted) {
+  return wanted > supportedCompatibilityDate ? supportedCompatibilityDate : wanted;
+}
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server.address().port)));
+}
+
+function close(server) {
+  server.closeAllConnections?.();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+async function readAll(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** An issuer on 127.0.0.1 serving discovery and a JWKS; counts key-set fetches; can go down. */
+export async function startIssuer({ jwksPath = "/jwks" } = {}) {
+  const keys = {};
+  for (const [kid, alg] of [["rsa-1", "RS256"], ["ec-1", "ES256"]]) {
+    const pair = await generateKeyPair(alg, { extractable: true });
+    keys[kid] = { ...pair, alg, kid };
+  }
+  const state = { published: ["rsa-1", "ec-1"], jwksFetches: 0, discoveryFetches: 0, down: false };
+  const server = createServer(async (req, res) => {
+    if (state.down) {
+      res.writeHead(503).end();
+      return;
+    }
+    if (req.url === "/.well-known/openid-configuration") {
+      state.discoveryFetches++;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ issuer: state.issuer, jwks_uri: state.issuer + jwksPath }));
+      return;
+    }
+    if (req.url === jwksPath) {
+      state.jwksFetches++;
+      const published = [];
+      for (const kid of state.published) {
+        published.push({ ...(await exportJWK(keys[kid].publicKey)), kid, alg: keys[kid].alg, use: "sig" });
+      }
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ keys: published }));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  const port = await listen(server);
+  state.issuer = `http://127.0.0.1:${port}`;
+  const issuer = {
+    state,
+    keys,
+    url: state.issuer,
+    jwksUrl: state.issuer + jwksPath,
+    async addKey(kid, alg = "RS256") {
+      const pair = await generateKeyPair(alg, { extractable: true });
+      keys[kid] = { ...pair, alg, kid };
+      return keys[kid];
+    },
+    /** A signed JWT. claims are merged over sane defaults; `omit` drops default claims. */
+    async token(claims = {}, { kid = "rsa-1", key, alg, header = {}, omit = [], audience } = {}) {
+      const now = Math.floor(Date.now() / 1000);
+      const payload = { iss: state.issuer, aud: audience, iat: now, exp: now + 300, ...claims };
+      for (const name of omit) delete payload[name];
+      const signer = keys[kid] || { alg: alg || "RS256" };
+      const jwt = new SignJWT(payload).setProtectedHeader({ alg: alg || signer.alg, kid, typ: "JWT", ...header });
+      return jwt.sign(key || signer.privateKey);
+    },
+    close: () => close(server),
+  };
+  return issuer;
+}
+
+/**
+ * An upstream on 127.0.0.1 that records every request and answers with what it received.
+ * `routes` maps "METHOD /path" (or a function) to a custom handler for special behaviour.
+ */
+export async function startUpstream(name = "upstream") {
+  const state = { requests: [], handler: null };
+  const sockets = new Set();
+  const server = createServer(async (req, res) => {
+    const body = await readAll(req);
+    const record = { method: req.method, url: req.url, path: req.url.split("?")[0], headers: req.headers, body };
+    state.requests.push(record);
+    if (state.handler && (await state.handler(req, res, record)) !== false) return;
+    const payload = JSON.stringify({ upstream: name, ...record });
+    res.writeHead(200, { "content-type": "application/json", connection: "keep-alive", "x-upstream": name });
+    res.end(payload);
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  const port = await listen(server);
+  return {
+    state,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    reset() {
+      state.requests.length = 0;
+      state.handler = null;
+    },
+    close: () => close(server),
+  };
+}
+
+/** A Miniflare instance running one built gateway. `vars` override wrangler.json vars. */
+export async function startGateway(artifacts, { vars = {}, secrets = {}, seedPolicy = true, durableObjects, workers = [], parseLogs = true } = {}) {
+  const { wrangler, manifest, policyText, dir } = artifacts;
+  const logs = new EventEmitter();
+  logs.setMaxListeners(1000);
+  const lines = [];
+  const byId = new Map();
+  const stdio = (stream) => {
+    if (!parseLogs) {
+      // Benchmarks: count decision lines without parsing them.
+      stream.on("data", (chunk) => {
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines.count = (lines.count || 0) + 1;
+      });
+      return;
+    }
+    createInterface({ input: stream }).on("line", (line) => {
+      const start = line.indexOf("{");
+      if (start < 0) return;
+      let record;
+      try {
+        record = JSON.parse(line.slice(start));
+      } catch {
+        return;
+      }
+      if (record && record.request_id && record.decision) {
+        lines.push(record);
+        byId.set(record.request_id, record);
+        logs.emit("line", record);
+      }
+      lines.raw = (lines.raw || "") + line + "\n";
+    });
+  };
+  const rawOutput = [];
+  const main = {
+    name: wrangler.name,
+    modules: true,
+    scriptPath: join(dir, wrangler.main),
+    modulesRoot: dir,
+    compatibilityDate: compatibilityDate(wrangler.compatibility_date),
+    bindings: { ...wrangler.vars, ...vars, ...secrets },
+    kvNamespaces: Object.fromEntries(wrangler.kv_namespaces.map((kv) => [kv.binding, kv.id])),
+    durableObjects:
+      durableObjects ?? Object.fromEntries(wrangler.durable_objects.bindings.map((d) => [d.name, d.class_name])),
+  };
+  const mf = new Miniflare({
+    workers: [main, ...workers],
+    host: "127.0.0.1",
+    port: 0,
+    cf: false,
+    log: new Log(LogLevel.NONE),
+    handleRuntimeStdio(stdout, stderr) {
+      stdio(stdout);
+      stdio(stderr);
+      if (parseLogs) {
+        stdout.on("data", (d) => rawOutput.push(String(d)));
+        stderr.on("data", (d) => rawOutput.push(String(d)));
+      }
+    },
+  });
+  let url, kv;
+  try {
+    url = await mf.ready;
+    kv = await mf.getKVNamespace("POLICY", wrangler.name);
+    if (seedPolicy) await kv.put(manifest.policy_kv_key, policyText);
+  } catch (error) {
+    await mf.dispose().catch(() => {});
+    throw error;
+  }
+  const agent = new Agent({ keepAlive: false, maxSockets: 64 });
+
+  function waitLog(requestId, timeoutMs = 5000) {
+    if (byId.has(requestId)) return Promise.resolve(byId.get(requestId));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        logs.off("line", onLine);
+        reject(new Error(`no decision line for ${requestId}`));
+      }, timeoutMs);
+      function onLine(record) {
+        if (record.request_id !== requestId) return;
+        clearTimeout(timer);
+        logs.off("line", onLine);
+        resolve(record);
+      }
+      logs.on("line", onLine);
+    });
+  }
+
+  /** Sends a request with the raw path as given (no client-side normalisation). */
+  function send(method, path, { headers = {}, body, rawHeaders } = {}) {
+    return new Promise((resolve, reject) => {
+      const options = { host: "127.0.0.1", port: url.port, method, path, agent, headers: { host: "gateway.test", ...headers } };
+      if (rawHeaders) {
+        options.headers = ["host", "gateway.test", ...rawHeaders];
+      }
+      const req = httpRequest(options, async (res) => {
+        const text = await readAll(res);
+        let json = null;
+        try {
+          json = JSON.parse(text);
+        } catch {}
+        const requestId = res.headers["x-request-id"];
+        let log = null;
+        if (requestId) log = await waitLog(requestId).catch(() => null);
+        resolve({ status: res.statusCode, headers: res.headers, text, json, log });
+      });
+      req.on("error", reject);
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
+  }
+
+  return {
+    mf,
+    kv,
+    url,
+    lines,
+    rawOutput,
+    send,
+    waitLog,
+    async dispose() {
+      agent.destroy();
+      await mf.dispose();
+    },
+  };
+}
+
+/** Bindings that point a built gateway at the test's issuer and upstream. */
+export function pointAt(wrangler, { issuer, upstream, audience, identity = {}, upstreamConfig = {} }) {
+  const base = wrangler.vars.IDENTITY;
+  return {
+    IDENTITY: {
+      ...base,
+      issuer: issuer.url,
+      jwks_url: base.mode === "access" ? issuer.jwksUrl : null,
+      audience: audience ? [audience] : base.audience,
+      ...identity,
+    },
+    UPSTREAM: { ...wrangler.vars.UPSTREAM, url: upstream.url, ...upstreamConfig },
+  };
+}
+
+/** Asserts the common problem+json shape and the logged reason; returns the parsed body. */
+export function expectProblem(assert, response, status, reason) {
+  const where = `${response.status} ${response.text.slice(0, 300)} log=${JSON.stringify(response.log)}`;
+  assert.equal(response.status, status, where);
+  assert.match(response.headers["content-type"] || "", /^application\/problem\+json/, where);
+  const body = response.json;
+  assert.equal(body.type, `urn:airgate:problem:${reason}`, where);
+  assert.equal(body.status, status);
+  assert.equal(typeof body.title, "string");
+  assert.equal(typeof body.detail, "string");
+  assert.equal(typeof body.retryable, "boolean");
+  assert.equal(body.retryable, status === 429 || status >= 500);
+  assert.equal(body.request_id, response.headers["x-request-id"]);
+  assert.ok(response.log, `a decision line for ${body.request_id}`);
+  assert.equal(response.log.reason, reason);
+  assert.equal(response.log.status, status);
+  assert.equal(response.log.request_id, body.request_id);
+  return body;
+}
+
+export const DECISION_FIELDS = [
+  "time", "request_id", "traceparent", "environment", "gateway", "route", "method", "path", "subject",
+  "roles", "decision", "reason", "status", "upstream_status", "latency_ms", "policy_version",
+];

@@ -1,0 +1,258 @@
+// The DAG trigger gateway (local stack, `trigger`) against a stand-in for Airflow 3's REST API:
+// DAG grants, conf schemas (422 before Airflow sees anything), idempotency (20 concurrent triggers
+// → one DAG run), the Worker-held Airflow credential, and Durable Object failure.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem } from "./helpers.mjs";
+
+const AUDIENCE = "http://airgate.localhost";
+const PASSWORD = "airflow-admin-password-for-tests";
+let issuer, airflow, gateway, artifacts;
+const airflowState = { logins: 0, runs: [], tokens: new Set(), failNext: null, delayMs: 60, loginHeaders: null };
+
+function b64(value) {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+async function airflowHandler(req, res, record) {
+  const json = (status, body) => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  };
+  if (req.method === "POST" && record.path === "/auth/token") {
+    const body = JSON.parse(record.body || "{}");
+    airflowState.loginHeaders = record.headers;
+    if (body.username !== "admin" || body.password !== PASSWORD) return json(401, { detail: "bad login" });
+    airflowState.logins++;
+    const token = `${b64({ alg: "HS256" })}.${b64({ sub: "admin", exp: Math.floor(Date.now() / 1000) + 3600 })}.sig${airflowState.logins}`;
+    airflowState.tokens.add(token);
+    return json(201, { access_token: token });
+  }
+  const bearer = (record.headers.authorization || "").replace(/^Bearer /, "");
+  if (!airflowState.tokens.has(bearer)) return json(401, { detail: "not authenticated" });
+  if (airflowState.failNext) {
+    const status = airflowState.failNext;
+    airflowState.failNext = null;
+    if (status === 401) airflowState.tokens.delete(bearer);
+    return json(status, { detail: `failing with ${status}` });
+  }
+  let match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns$/.exec(record.path);
+  if (req.method === "POST" && match) {
+    const body = JSON.parse(record.body);
+    assert.deepEqual(Object.keys(body).sort(), ["conf", "logical_date"]);
+    assert.equal(body.logical_date, null);
+    const run = { dag_run_id: `manual__${airflowState.runs.length + 1}`, dag_id: match[1], conf: body.conf, state: "queued" };
+    airflowState.runs.push({ ...run, headers: record.headers });
+    await new Promise((resolve) => setTimeout(resolve, airflowState.delayMs)); // a realistic write latency
+    return json(200, run);
+  }
+  match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns\/([^/]+)$/.exec(record.path);
+  if (req.method === "GET" && match) {
+    return json(200, { dag_id: match[1], dag_run_id: decodeURIComponent(match[2]), state: "success" });
+  }
+  return json(404, { detail: "not found" });
+}
+
+before(async () => {
+  artifacts = readArtifacts(buildStack("local"), "trigger");
+  issuer = await startIssuer();
+  airflow = await startUpstream("airflow");
+  airflow.state.handler = airflowHandler;
+  gateway = await startGateway(artifacts, {
+    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE }), AIRFLOW_USERNAME: "admin" },
+    secrets: { AIRFLOW_PASSWORD: PASSWORD },
+  });
+});
+
+after(async () => {
+  await gateway?.dispose();
+  await issuer?.close();
+  await airflow?.close();
+});
+
+const as = async (claims) => ({ authorization: `Bearer ${await issuer.token(claims, { audience: AUDIENCE })}` });
+const trigger = (headers, dag, body) =>
+  gateway.send("POST", `/dags/${dag}/runs`, { headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+
+test("the AI agent triggers its granted DAG with allowed conf; Airflow gets the Worker's credential", async () => {
+  const headers = await as({ sub: "ai-agent" });
+  const before = airflowState.runs.length;
+  const answer = await trigger(headers, "refresh_dashboards", { conf: { dashboard: "revenue", full_refresh: true } });
+  assert.equal(answer.status, 200, answer.text);
+  assert.equal(answer.json.dag_id, "refresh_dashboards");
+  assert.deepEqual(answer.json.conf, { dashboard: "revenue", full_refresh: true });
+  assert.equal(airflowState.runs.length, before + 1);
+  const seen = airflowState.runs.at(-1).headers;
+  assert.notEqual(seen.authorization, headers.authorization, "the caller's token never reaches Airflow");
+  assert.ok(airflowState.tokens.has(seen.authorization.replace("Bearer ", "")));
+  assert.equal(seen["x-airgate-subject"], "ai-agent");
+  assert.equal(seen["x-request-id"], answer.headers["x-request-id"]);
+  assert.equal(answer.log.decision, "allow");
+  assert.equal(answer.log.route, "trigger-run");
+  assert.equal(answer.log.upstream_status, 200);
+  assert.ok(!gateway.rawOutput.join("").includes(PASSWORD), "the Airflow password is never logged");
+});
+
+const CONF_VIOLATIONS = [
+  ["conf without the required dashboard", { conf: { full_refresh: true } }],
+  ["a dashboard outside the enum", { conf: { dashboard: "payroll" } }],
+  ["a parameter that was not granted", { conf: { dashboard: "revenue", sql: "drop table x" } }],
+  ["a parameter of the wrong type", { conf: { dashboard: "revenue", full_refresh: "yes" } }],
+  ["no conf at all (the schema requires dashboard)", {}],
+];
+
+for (const [name, body] of CONF_VIOLATIONS) {
+  test(`422 before Airflow sees it: ${name}`, async () => {
+    const before = airflowState.runs.length;
+    const answer = await trigger(await as({ sub: "ai-agent", jti: name }), "refresh_dashboards", body);
+    expectProblem(assert, answer, 422, "conf_schema_violation");
+    assert.equal(airflowState.runs.length, before);
+  });
+}
+
+const BAD_BODIES = [
+  ["a field other than conf", { conf: { dashboard: "revenue" }, logical_date: "2020-01-01" }],
+  ["not JSON", "{conf:"],
+  ["conf not an object", { conf: ["revenue"] }],
+  ["a JSON array", [1, 2]],
+];
+for (const [name, body] of BAD_BODIES) {
+  test(`422 invalid_body: ${name}`, async () => {
+    const before = airflowState.runs.length;
+    const answer = await trigger(await as({ sub: "de-bodies", groups: ["data-engineering"] }), "ingest_events", body);
+    expectProblem(assert, answer, 422, "invalid_body");
+    assert.equal(airflowState.runs.length, before);
+  });
+}
+
+test("a role may trigger only the DAGs it is granted", async () => {
+  const before = airflowState.runs.length;
+  expectProblem(assert, await trigger(await as({ sub: "ai-agent" }), "rebuild_warehouse", { conf: {} }), 403, "dag_not_granted");
+  expectProblem(assert, await trigger(await as({ sub: "ci" }), "refresh_dashboards", { conf: {} }), 403, "dag_not_granted");
+  expectProblem(assert, await trigger(await as({ sub: "ci" }), "no_such_dag", { conf: {} }), 403, "dag_not_granted");
+  expectProblem(assert, await trigger(await as({ sub: "u", groups: ["analytics"] }), "refresh_dashboards", {}), 403, "role_not_allowed");
+  assert.equal(airflowState.runs.length, before);
+  // A grant without a schema passes any object conf.
+  const free = await trigger(await as({ sub: "ci" }), "gateway_smoke_test", { conf: { anything: [1, { x: 2 }] } });
+  assert.equal(free.status, 200, free.text);
+});
+
+test("20 concurrent triggers with one Idempotency-Key → exactly one DAG run, the same answer for all", async () => {
+  const headers = { ...(await as({ sub: "de-idem", groups: ["data-engineering"] })), "idempotency-key": "once-2026-11-29" };
+  const before = airflowState.runs.length;
+  const answers = await Promise.all(
+    Array.from({ length: 20 }, () => trigger(headers, "refresh_dashboards", { conf: { dashboard: "funnel" } })),
+  );
+  assert.equal(airflowState.runs.length, before + 1, "one upstream call");
+  const first = answers[0];
+  for (const answer of answers) {
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(answer.json, first.json);
+  }
+  const reasons = answers.map((a) => a.log.reason).sort();
+  assert.equal(reasons.filter((r) => r === "allowed").length, 1);
+  assert.equal(reasons.filter((r) => r === "idempotent_replay").length, 19);
+  assert.equal(answers.filter((a) => a.headers["idempotent-replayed"] === "true").length, 19);
+});
+
+test("an Idempotency-Key reused with another conf → 422; other subjects have their own keys", async () => {
+  const key = { "idempotency-key": "shared-key" };
+  const one = { ...(await as({ sub: "de-one", groups: ["data-engineering"] })), ...key };
+  const two = { ...(await as({ sub: "de-two", groups: ["data-engineering"] })), ...key };
+  const before = airflowState.runs.length;
+  const first = await trigger(one, "ingest_events", { conf: { day: "2026-11-28" } });
+  assert.equal(first.status, 200);
+  expectProblem(assert, await trigger(one, "ingest_events", { conf: { day: "2026-11-29" } }), 422, "idempotency_key_reused");
+  const replay = await trigger(one, "ingest_events", { conf: { day: "2026-11-28" } });
+  assert.deepEqual(replay.json, first.json);
+  assert.equal(replay.log.reason, "idempotent_replay");
+  const other = await trigger(two, "ingest_events", { conf: { day: "2026-11-28" } });
+  assert.notEqual(other.json.dag_run_id, first.json.dag_run_id);
+  assert.equal(airflowState.runs.length, before + 2);
+});
+
+test("an Airflow failure is not stored: a retry with the same key starts the run", async () => {
+  const headers = { ...(await as({ sub: "de-retry", groups: ["data-engineering"] })), "idempotency-key": "retry-me" };
+  const before = airflowState.runs.length;
+  airflowState.failNext = 503;
+  const failed = await trigger(headers, "ingest_events", { conf: {} });
+  assert.equal(failed.status, 503);
+  assert.equal(failed.log.upstream_status, 503);
+  const retried = await trigger(headers, "ingest_events", { conf: {} });
+  assert.equal(retried.status, 200, retried.text);
+  assert.equal(airflowState.runs.length, before + 1);
+});
+
+test("the Airflow login is cached, and renewed once when Airflow refuses it", async () => {
+  const logins = airflowState.logins;
+  assert.equal(logins, 1, "one login served every call so far");
+  airflowState.failNext = 401;
+  const answer = await trigger(await as({ sub: "de-relogin", groups: ["data-engineering"] }), "ingest_events", { conf: {} });
+  assert.equal(answer.status, 200, answer.text);
+  assert.equal(airflowState.logins, logins + 1);
+});
+
+test("the state of a run is read through the gateway", async () => {
+  const answer = await gateway.send("GET", "/dags/refresh_dashboards/runs/manual__1", { headers: await as({ sub: "ai-agent" }) });
+  assert.equal(answer.status, 200, answer.text);
+  assert.equal(answer.json.state, "success");
+  assert.equal(answer.log.route, "run-status");
+  const denied = await gateway.send("GET", "/dags/rebuild_warehouse/runs/manual__1", { headers: await as({ sub: "ai-agent" }) });
+  expectProblem(assert, denied, 403, "dag_not_granted");
+});
+
+test("a configured static token is used instead of a login; an idempotency store failure fails closed", async () => {
+  const faulty = {
+    name: "faulty",
+    modules: true,
+    script: "export class Broken { fetch() { throw new Error('boom'); } }\nexport default { fetch() { return new Response('x'); } };",
+    compatibilityDate: "2026-07-01",
+  };
+  const other = await startGateway(artifacts, {
+    vars: pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE }),
+    secrets: { UPSTREAM_CREDENTIAL: "static-airflow-token" },
+    durableObjects: { RATE_LIMITER: "RateLimiter", IDEMPOTENCY: { className: "Broken", scriptName: "faulty" } },
+    workers: [faulty],
+  });
+  airflowState.tokens.add("static-airflow-token");
+  try {
+    const logins = airflowState.logins;
+    const headers = await as({ sub: "de-static", groups: ["data-engineering"] });
+    const plain = await other.send("POST", "/dags/ingest_events/runs", { headers, body: "{}" });
+    assert.equal(plain.status, 200, plain.text);
+    assert.equal(airflowState.runs.at(-1).headers.authorization, "Bearer static-airflow-token");
+    assert.equal(airflowState.logins, logins);
+    const before = airflowState.runs.length;
+    const keyed = await other.send("POST", "/dags/ingest_events/runs", { headers: { ...headers, "idempotency-key": "k" }, body: "{}" });
+    expectProblem(assert, keyed, 503, "durable_object_unavailable");
+    assert.equal(airflowState.runs.length, before);
+  } finally {
+    await other.dispose();
+  }
+});
+
+test("behind the tunnel's Access app, every Airflow call carries the Worker's own service token", async () => {
+  const tunneled = await startGateway(artifacts, {
+    vars: {
+      ...pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE }),
+      AIRFLOW_USERNAME: "admin",
+      UPSTREAM_ACCESS_CLIENT_ID: "trigger-worker.access",
+    },
+    secrets: { AIRFLOW_PASSWORD: PASSWORD, UPSTREAM_ACCESS_CLIENT_SECRET: "tunnel-secret" },
+  });
+  try {
+    const caller = await as({ sub: "de-tunnel", groups: ["data-engineering"] });
+    const answer = await tunneled.send("POST", "/dags/ingest_events/runs", {
+      headers: { ...caller, "cf-access-client-id": "caller-forged", "cf-access-client-secret": "forged" },
+      body: "{}",
+    });
+    assert.equal(answer.status, 200, answer.text);
+    for (const headers of [airflowState.loginHeaders, airflowState.runs.at(-1).headers]) {
+      assert.equal(headers["cf-access-client-id"], "trigger-worker.access");
+      assert.equal(headers["cf-access-client-secret"], "tunnel-secret");
+    }
+    assert.ok(!JSON.stringify(answer.log).includes("tunnel-secret"));
+  } finally {
+    await tunneled.dispose();
+  }
+});
