@@ -1,0 +1,112 @@
+"""`airgate up|down|status|logs`: the local environment (the `local` stack, on this machine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from infra.cli.app import StacksDirOption, app, console, errors, load_or_exit
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where state, logs and secrets live (default: .state/local)"),
+]
+
+
+def _state(state_dir: Path | None) -> Path:
+    from infra.local.environment import DEFAULT_STATE_DIR
+
+    return (state_dir or DEFAULT_STATE_DIR).resolve()
+
+
+@app.command()
+def up(
+    stack: Annotated[str, typer.Option("--stack", "-s", help="A stack whose environment is local")] = "local",
+    state_dir: StateDirOption = None,
+    free_ports: Annotated[
+        bool, typer.Option("--free-ports", help="Pick free ports instead of the stack's")
+    ] = False,
+    demo: Annotated[bool, typer.Option(help="Trigger the sample DAG through the gateway and wait")] = True,
+    stacks_dir: StacksDirOption = None,
+) -> None:
+    """Start the whole gateway path on this machine, health-checked in order, then run the sample DAG."""
+    from infra.local.environment import EnvironmentError_
+    from infra.local.environment import up as start
+    from infra.local.report import print_demo, print_summary
+
+    loaded = load_or_exit(stack, stacks_dir)
+    if loaded.config.environment != "local":
+        errors.print(f"stack {stack!r} is {loaded.config.environment}; `airgate up` runs local stacks only")
+        raise typer.Exit(code=2)
+    state = _state(state_dir)
+    try:
+        started = start(loaded, state, console, free=free_ports)
+    except EnvironmentError_ as failure:
+        errors.print(f"airgate up failed: {failure}", markup=False)
+        if failure.log_tail:
+            errors.print(f"--- last lines of {failure.component}'s log ---", markup=False)
+            errors.print(failure.log_tail, markup=False, highlight=False)
+        if failure.hint:
+            errors.print(f"hint: {failure.hint}", markup=False)
+        errors.print(f"Everything started was stopped; state kept in {state}", markup=False)
+        raise typer.Exit(code=1) from None
+    print_summary(loaded, started.plan, console)
+    if not demo:
+        return
+    try:
+        run = print_demo(loaded, started.plan, console)
+    except (OSError, RuntimeError, KeyError, ValueError) as failure:
+        errors.print(f"the sample DAG run could not be completed: {failure}", markup=False)
+        errors.print("hint: airgate logs gateways (or airflow-scheduler); it stays up", markup=False)
+        raise typer.Exit(code=1) from None
+    if run.state != "success":
+        errors.print("hint: airgate logs airflow-scheduler; the environment stays up", markup=False)
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def down(state_dir: StateDirOption = None) -> None:
+    """Stop every local component (whole process groups); the state folder is kept."""
+    from infra.local.environment import down as stop
+
+    was_running = stop(_state(state_dir))
+    console.print("Stopped." if was_running else "Nothing was running.", markup=False)
+
+
+@app.command()
+def status(state_dir: StateDirOption = None) -> None:
+    """Show each local component's state, pid and uptime."""
+    from infra.local.environment import status as read
+
+    rows = read(_state(state_dir))
+    if not rows:
+        console.print("The local environment is not running.", markup=False)
+        raise typer.Exit(code=3)
+    table = Table(title="local environment")
+    for column in ("component", "state", "pid", "uptime"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["state"], row["pid"], row["uptime"])
+    console.print(table)
+
+
+@app.command()
+def logs(
+    component: Annotated[str | None, typer.Argument(help="A component name; omit to list them")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end")] = 50,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Print the tail of a local component's log (decision lines are in `gateways`)."""
+    from infra.local.processes import Supervisor
+
+    supervisor = Supervisor(_state(state_dir))
+    available = sorted(p.stem for p in supervisor.logs.glob("*.log")) if supervisor.logs.exists() else []
+    if component is None or component not in available:
+        if component is not None:
+            errors.print(f"no log for {component!r}", markup=False)
+        console.print("components: " + (", ".join(available) or "(none yet)"), markup=False)
+        raise typer.Exit(code=0 if component is None else 2)
+    console.print(supervisor.tail(component, lines), markup=False, highlight=False)

@@ -1,0 +1,218 @@
+"""`airgate up|down|status|logs` for the local stack: start each component in order, health-check
+it before anything depends on it, and on any failure stop everything, show the failing log's tail
+with a hint, and keep the state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from rich.console import Console
+
+from infra.build.artifacts import write_build
+from infra.config.loader import PROJECT_ROOT, LoadedStack
+from infra.local import health
+from infra.local.plan import (
+    NODE,
+    Component,
+    LocalPlan,
+    Ports,
+    free_ports,
+    plan_local,
+    secret_names,
+    stack_ports,
+)
+from infra.local.processes import Supervisor
+from infra.local.secrets import load_or_create
+
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".state" / "local"
+AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
+GROUP_ORDER = ("identity", "upstreams", "airflow", "gateways")
+STARTUP_TIMEOUT = {"identity": 30.0, "upstreams": 15.0, "airflow": 120.0, "gateways": 60.0}
+HINTS = {
+    "oidc": "the OpenID provider runs on Node 22 from node_modules: run ./dev setup",
+    "gateways": "the Workers run in workerd via Miniflare (node_modules): run ./dev setup",
+    "airflow-api-server": "Airflow comes from the `airflow` extra: run ./dev setup",
+}
+
+
+class EnvironmentError_(RuntimeError):
+    """A start that failed; everything started was stopped and the state folder kept."""
+
+    def __init__(self, message: str, component: str | None = None, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.component = component
+        self.log_tail = log_tail
+        self.hint = HINTS.get(component or "", "")
+
+
+@dataclass(frozen=True)
+class Started:
+    plan: LocalPlan
+    seconds: float
+
+
+def _ports_file(state_dir: Path) -> Path:
+    return state_dir / "ports.json"
+
+
+def _resolve_ports(loaded: LoadedStack, state_dir: Path, want_free: bool) -> Ports:
+    saved = _ports_file(state_dir)
+    if saved.exists():
+        data = json.loads(saved.read_text())
+        return Ports(data["oidc"], data["airflow"], data["upstreams"], data["gateways"])
+    ports = free_ports(loaded.config) if want_free else stack_ports(loaded.config)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(ports.__dict__, indent=2, sort_keys=True))
+    return ports
+
+
+def prepare(loaded: LoadedStack, state_dir: Path, *, free: bool = False) -> LocalPlan:
+    from infra.local.connections import local_airflow_connections
+
+    ports = _resolve_ports(loaded, state_dir, free)
+    secrets = load_or_create(state_dir / "secrets.json", secret_names(loaded.config))
+    connections = local_airflow_connections(loaded, ports, secrets)
+    return plan_local(loaded, state_dir, ports, secrets, connections)
+
+
+def _write_files(plan: LocalPlan, secrets_password: str) -> None:
+    (plan.state_dir / "oidc.json").write_text(json.dumps(plan.oidc_config, indent=2))
+    (plan.state_dir / "gateways.json").write_text(json.dumps(plan.gateways_config, indent=2))
+    for path in (plan.state_dir / "oidc.json", plan.state_dir / "gateways.json"):
+        path.chmod(0o600)
+    passwords = plan.state_dir / "airflow-passwords.json"
+    passwords.write_text(json.dumps({"admin": secrets_password}))
+    passwords.chmod(0o600)
+
+
+def check_tools() -> None:
+    if not NODE.exists():
+        raise EnvironmentError_("Node 22 is missing from node_modules", "oidc")
+    if not AIRFLOW_BIN.exists():
+        raise EnvironmentError_("Airflow is not installed in .venv", "airflow-api-server")
+
+
+def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = False) -> Started:
+    began = time.monotonic()
+    check_tools()
+    plan = prepare(loaded, state_dir, free=free)
+    supervisor = Supervisor(state_dir)
+    if supervisor.running() and _all_healthy(plan, supervisor):
+        console.print("The local environment is already up.", markup=False)
+        return Started(plan, time.monotonic() - began)
+
+    if not supervisor.running():
+        busy = _busy_ports(plan)
+        if busy:
+            raise EnvironmentError_(
+                f"port(s) already in use: {', '.join(map(str, busy))}; "
+                "stop what holds them or run `airgate up --free-ports`"
+            )
+
+    with console.status("building the gateway Workers"):
+        write_build(plan.build_dir, loaded.name, loaded.config)
+    console.print(f"  built {len(loaded.config.gateways)} gateway Workers", markup=False)
+    secrets = load_or_create(state_dir / "secrets.json", secret_names(loaded.config))
+    _write_files(plan, secrets["airflow-admin-password"])
+
+    airflow_env = next(c.env for c in plan.components if c.group == "airflow")
+    with console.status("preparing Airflow's metadata database"):
+        migrate = subprocess.run(  # noqa: S603 - our venv's airflow
+            [str(AIRFLOW_BIN), "db", "migrate"],
+            env={**_base_env(), **airflow_env},
+            capture_output=True,
+            text=True,
+        )
+    if migrate.returncode != 0:
+        raise EnvironmentError_("airflow db migrate failed", "airflow-api-server", migrate.stdout[-3000:])
+
+    supervisor.write_config(plan.components)
+    supervisor.start_daemon()
+    try:
+        for group in GROUP_ORDER:
+            members = [c for c in plan.components if c.group == group]
+            with console.status(f"starting {group}"):
+                _start_group(supervisor, plan, members, STARTUP_TIMEOUT[group])
+            console.print(f"  {group} up ({', '.join(c.name for c in members)})", markup=False)
+    except EnvironmentError_:
+        supervisor.shutdown()
+        raise
+    return Started(plan, time.monotonic() - began)
+
+
+def _base_env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def _busy_ports(plan: LocalPlan) -> list[int]:
+    ports = [
+        plan.ports.oidc,
+        plan.ports.airflow,
+        *plan.ports.upstreams.values(),
+        *plan.ports.gateways.values(),
+    ]
+    return [port for port in ports if not health.port_is_free(port)]
+
+
+def _health_urls(plan: LocalPlan, component: Component) -> list[str]:
+    if component.name == "gateways":
+        return [plan.gateway_url(name) + "/" for name in plan.ports.gateways]
+    return [component.health_url] if component.health_url else []
+
+
+def _all_healthy(plan: LocalPlan, supervisor: Supervisor) -> bool:
+    states = {p["name"]: p["statename"] for p in supervisor.info()}
+    if any(states.get(c.name) != "RUNNING" for c in plan.components):
+        return False
+    return all(health.answers(url) for c in plan.components for url in _health_urls(plan, c))
+
+
+def _start_group(supervisor: Supervisor, plan: LocalPlan, members: list[Component], timeout: float) -> None:
+    import xmlrpc.client
+
+    for component in members:
+        try:
+            supervisor.start(component.name)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" in fault.faultString:
+                continue
+            raise EnvironmentError_(
+                f"{component.name} failed to start ({fault.faultString})",
+                component.name,
+                supervisor.tail(component.name),
+            ) from None
+    for component in members:
+
+        def alive(name: str = component.name) -> bool:
+            return any(p["name"] == name and p["statename"] == "RUNNING" for p in supervisor.info())
+
+        for url in _health_urls(plan, component):
+            if not health.wait_until(partial(health.answers, url), timeout, alive):
+                raise EnvironmentError_(
+                    f"{component.name} did not become healthy at {url} within {timeout:.0f}s",
+                    component.name,
+                    supervisor.tail(component.name),
+                )
+
+
+def down(state_dir: Path) -> bool:
+    supervisor = Supervisor(state_dir)
+    was_running = supervisor.running()
+    supervisor.shutdown()
+    return was_running
+
+
+def status(state_dir: Path) -> list[dict[str, str]]:
+    supervisor = Supervisor(state_dir)
+    return [
+        {"name": p["name"], "state": p["statename"], "pid": str(p["pid"] or ""), "uptime": p["description"]}
+        for p in supervisor.info()
+    ]

@@ -1,0 +1,253 @@
+"""Decides the local environment from the `local` stack: ports, processes, their environment,
+health checks and start order. Pure: `airgate up` turns this plan into running processes.
+
+Ports default to the ones the stack names (issuer, upstream URLs) so URLs stay stable for a user;
+tests ask for free ports instead. The Workers are the same bundles a deploy would upload; only
+their targets (issuer, upstreams) and secrets differ, laid over the built wrangler.json.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from infra.build.bindings import identity_document, upstream_document
+from infra.config.loader import PROJECT_ROOT, LoadedStack
+from infra.config.model import StackConfig
+
+NODE = PROJECT_ROOT / "node_modules" / ".bin" / "node"
+LOCAL_DIR = PROJECT_ROOT / "local"
+DAGS_DIR = PROJECT_ROOT / "dags"
+GATEWAY_BASE_PORT = 9601
+AIRFLOW_ADMIN = "admin"
+OTHER_AUDIENCE = "http://elsewhere.localhost"
+"""A second audience the local provider issues tokens for, so a wrong-audience token is real."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    oidc: int
+    airflow: int
+    upstreams: dict[str, int]
+    """proxy gateway name → its sample upstream's port"""
+    gateways: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    description: str
+    command: tuple[str, ...]
+    health_url: str | None
+    env: dict[str, str] = field(default_factory=dict)
+    group: str = ""
+    """Components of one group start together and are health-checked together."""
+
+
+def _port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def stack_ports(stack: StackConfig) -> Ports:
+    gateways = sorted(stack.gateways)
+    trigger = [g for g in gateways if stack.gateways[g].kind == "dag_trigger"]
+    airflow = _port(stack.gateways[trigger[0]].upstream.url) if trigger else 9480
+    return Ports(
+        oidc=_port(stack.identity.oidc.issuer),
+        airflow=airflow,
+        upstreams={
+            g: _port(stack.gateways[g].upstream.url) for g in gateways if stack.gateways[g].kind == "proxy"
+        },
+        gateways={g: GATEWAY_BASE_PORT + index for index, g in enumerate(gateways)},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def free_ports(stack: StackConfig) -> Ports:
+    base = stack_ports(stack)
+    return Ports(
+        oidc=free_port(),
+        airflow=free_port(),
+        upstreams={name: free_port() for name in base.upstreams},
+        gateways={name: free_port() for name in base.gateways},
+    )
+
+
+def machine_clients(stack: StackConfig) -> list[str]:
+    return sorted({client for role in stack.roles.values() for client in role.oidc_clients})
+
+
+def secret_names(stack: StackConfig) -> list[str]:
+    names = [f"oidc-client-{client}" for client in machine_clients(stack)]
+    names += sorted(
+        {
+            gateway.upstream.credential.secret
+            for gateway in stack.gateways.values()
+            if gateway.upstream.credential is not None
+        }
+    )
+    return [*names, "airflow-admin-password"]
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    state_dir: Path
+    build_dir: Path
+    ports: Ports
+    issuer: str
+    audience: str
+    components: tuple[Component, ...]
+    oidc_config: dict[str, object]
+    gateways_config: dict[str, object]
+
+    def gateway_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports.gateways[name]}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.airflow}"
+
+
+def airflow_env(state_dir: Path, ports: Ports, admin_password_file: Path) -> dict[str, str]:
+    home = state_dir / "airflow"
+    api = f"http://127.0.0.1:{ports.airflow}"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # LocalExecutor forks `parallelism` workers up front (~130 MiB each): 4 is plenty here.
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(admin_password_file),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(ports.airflow),
+        "AIRFLOW__API__BASE_URL": api,
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def plan_local(
+    loaded: LoadedStack,
+    state_dir: Path,
+    ports: Ports,
+    secrets: dict[str, str],
+    airflow_connections: dict[str, str],
+) -> LocalPlan:
+    """`airflow_connections` maps AIRFLOW_CONN_<ID> → connection JSON (from the same builder as
+    the Kubernetes Secrets)."""
+    stack = loaded.config
+    issuer = f"http://127.0.0.1:{ports.oidc}"
+    audience = stack.identity.oidc.audience
+    build_dir = state_dir / "build"
+    python = sys.executable
+    components: list[Component] = [
+        Component(
+            "oidc",
+            "OpenID provider (npm oidc-provider)",
+            (str(NODE), str(LOCAL_DIR / "oidc_provider.mjs"), str(state_dir / "oidc.json")),
+            f"{issuer}/.well-known/openid-configuration",
+            group="identity",
+        )
+    ]
+    for name, port in sorted(ports.upstreams.items()):
+        components.append(
+            Component(
+                f"upstream-{name}",
+                f"sample upstream for {name} (echoes requests)",
+                (python, str(LOCAL_DIR / "echo_upstream.py"), "--port", str(port), "--name", name),
+                f"http://127.0.0.1:{port}/",
+                group="upstreams",
+            )
+        )
+    admin_file = state_dir / "airflow-passwords.json"
+    env = {**airflow_env(state_dir, ports, admin_file), **airflow_connections}
+    airflow_bin = str(Path(python).parent / "airflow")  # the venv's console script
+    for role, args, health in (
+        (
+            "api-server",
+            ("api-server", "--port", str(ports.airflow)),
+            f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health",
+        ),
+        ("scheduler", ("scheduler",), None),
+        ("dag-processor", ("dag-processor",), None),
+    ):
+        components.append(
+            Component(f"airflow-{role}", f"Airflow {role}", (airflow_bin, *args), health, env, "airflow")
+        )
+    components.append(
+        Component(
+            "gateways",
+            "gateway Workers in workerd (Miniflare)",
+            (str(NODE), str(LOCAL_DIR / "gateways.mjs"), str(state_dir / "gateways.json")),
+            None,
+            {"WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false"},
+            group="gateways",
+        )
+    )
+
+    clients = [
+        {
+            "client_id": client,
+            "client_secret": secrets[f"oidc-client-{client}"],
+            "groups": [],
+        }
+        for client in machine_clients(stack)
+    ]
+    oidc_config: dict[str, object] = {
+        "issuer": issuer,
+        "port": ports.oidc,
+        "keys_file": str(state_dir / "oidc-keys.json"),
+        "audiences": [audience, OTHER_AUDIENCE],
+        "clients": clients,
+        "token_ttl_seconds": 600,
+    }
+    gateways: list[dict[str, object]] = []
+    for name in sorted(stack.gateways):
+        gateway = stack.gateways[name]
+        upstream_port = ports.upstreams.get(name, ports.airflow)
+        gateway_secrets: dict[str, str] = {}
+        variables: dict[str, object] = {}
+        if gateway.upstream.credential is not None:
+            gateway_secrets["UPSTREAM_CREDENTIAL"] = secrets[gateway.upstream.credential.secret]
+        if gateway.kind == "dag_trigger":
+            variables["AIRFLOW_USERNAME"] = AIRFLOW_ADMIN
+            gateway_secrets["AIRFLOW_PASSWORD"] = secrets["airflow-admin-password"]
+        gateways.append(
+            {
+                "name": name,
+                "dir": str(build_dir / name),
+                "port": ports.gateways[name],
+                "vars": {
+                    **variables,
+                    "IDENTITY": {**identity_document(stack, name), "issuer": issuer, "jwks_url": None},
+                    "UPSTREAM": {
+                        **upstream_document(stack, name),
+                        "url": f"http://127.0.0.1:{upstream_port}",
+                    },
+                },
+                "secrets": gateway_secrets,
+            }
+        )
+    gateways_config: dict[str, object] = {
+        "persist_dir": str(state_dir / "workers"),
+        "gateways": gateways,
+    }
+    return LocalPlan(
+        state_dir, build_dir, ports, issuer, audience, tuple(components), oidc_config, gateways_config
+    )

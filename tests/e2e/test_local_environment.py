@@ -1,0 +1,196 @@
+"""The whole path on this machine, through the real components: `airgate up` (OpenID provider,
+sample upstreams, the built Workers in workerd, Airflow 3), calls through the gateways, a DAG
+trigger with an idempotency key, the sample DAG, then `airgate down` leaving no process behind."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra.config.loader import PROJECT_ROOT, load_stack
+from infra.local import demo
+from infra.local.environment import prepare
+from infra.local.plan import OTHER_AUDIENCE, LocalPlan
+from infra.local.processes import Supervisor
+
+pytestmark = pytest.mark.slow
+AIRGATE = PROJECT_ROOT / ".venv" / "bin" / "airgate"
+
+
+@dataclass
+class Environment:
+    plan: LocalPlan
+    secrets: dict[str, str]
+    up_output: str
+    pids: list[int]
+
+    def token(self, client: str, audience: str | None = None) -> str:
+        return demo.client_token(self.plan, client, self.secrets[f"oidc-client-{client}"], audience)
+
+
+def our_processes(state_dir: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(state_dir) in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    state_dir = tmp_path_factory.mktemp("local-state")
+    env = {**os.environ, "COLUMNS": "200"}
+    result = subprocess.run(
+        [str(AIRGATE), "up", "--state-dir", str(state_dir), "--free-ports"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+    )
+    try:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        plan = prepare(load_stack("local"), state_dir)
+        secrets = json.loads((state_dir / "secrets.json").read_text())
+        pids = [p["pid"] for p in Supervisor(state_dir).info() if p["pid"]]
+        yield Environment(plan, secrets, result.stdout, pids)
+    finally:
+        subprocess.run([str(AIRGATE), "down", "--state-dir", str(state_dir)], timeout=120, check=False)
+
+
+def test_up_reports_the_sample_dag_and_its_decisions(environment: Environment) -> None:
+    out = environment.up_output
+    assert "sample DAG succeeded" in out
+    assert "Decision lines of this run" in out
+    assert "ai-agent -> allow (allowed, 200)" in out
+    assert "airflow-worker -> allow" in out
+    assert "ai-agent -> deny (dag_not_granted, 403)" in out
+
+
+def test_allowed_call_reaches_the_upstream_with_identity_headers(environment: Environment) -> None:
+    token = environment.token("ai-agent")
+    answer = demo.http(
+        "GET",
+        environment.plan.gateway_url("warehouse") + "/v1/tables/revenue",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert answer.status == 200, answer.body
+    headers = answer.body["headers"]
+    assert answer.body["upstream"] == "warehouse"
+    assert headers["x-airgate-subject"] == "ai-agent"
+    assert "ai-agent" in headers["x-airgate-roles"]
+    assert token not in json.dumps(answer.body)
+    assert headers["authorization"] == "Bearer [redacted]"  # the upstream's own credential
+
+
+def test_wrong_role_is_403(environment: Environment) -> None:
+    token = environment.token("ci")
+    answer = demo.http(
+        "POST",
+        environment.plan.gateway_url("warehouse") + "/v1/query",
+        headers={"authorization": f"Bearer {token}"},
+        body={"sql": "select 1"},
+    )
+    assert answer.status == 403
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_no_token_is_401(environment: Environment) -> None:
+    answer = demo.http("GET", environment.plan.gateway_url("warehouse") + "/v1/tables/revenue")
+    assert answer.status == 401
+    assert answer.body["retryable"] is False
+
+
+def test_token_for_another_audience_is_401(environment: Environment) -> None:
+    token = environment.token("ai-agent", OTHER_AUDIENCE)
+    answer = demo.http(
+        "GET",
+        environment.plan.gateway_url("warehouse") + "/v1/tables/revenue",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert answer.status == 401
+
+
+def airflow_runs(environment: Environment, dag_id: str) -> list[dict[str, object]]:
+    password = environment.secrets["airflow-admin-password"]
+    login = demo.http(
+        "POST", environment.plan.airflow_url + "/auth/token", body={"username": "admin", "password": password}
+    )
+    token = login.body["access_token"]
+    answer = demo.http(
+        "GET",
+        environment.plan.airflow_url + f"/api/v2/dags/{dag_id}/dagRuns",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert answer.status == 200, answer.body
+    return list(answer.body["dag_runs"])
+
+
+def test_trigger_twice_with_one_idempotency_key_starts_one_run(environment: Environment) -> None:
+    token = environment.token("airflow-worker")
+    before = len(airflow_runs(environment, "refresh_dashboards"))
+    url = environment.plan.gateway_url("trigger") + "/dags/refresh_dashboards/runs"
+    headers = {
+        "authorization": f"Bearer {token}",
+        "idempotency-key": "e2e-once-" + base64.b16encode(os.urandom(4)).decode(),
+    }
+    first = demo.http("POST", url, headers=headers, body={"conf": {"dashboard": "funnel"}})
+    second = demo.http("POST", url, headers=headers, body={"conf": {"dashboard": "funnel"}})
+    assert first.status in (200, 201), first.body
+    assert second.status == first.status
+    assert second.body == first.body
+    assert len(airflow_runs(environment, "refresh_dashboards")) == before + 1
+
+
+def test_sample_dag_tasks_went_through_the_gateways(environment: Environment) -> None:
+    runs = [r for r in airflow_runs(environment, "refresh_dashboards") if r["state"] == "success"]
+    assert runs
+    records = demo.decision_lines(Supervisor(environment.plan.state_dir).log_file("gateways"))
+    first_run = min(runs, key=lambda r: str(r["queued_at"]))
+    traces = demo.run_trace_ids(
+        demo.DemoRun("refresh_dashboards", str(first_run["dag_run_id"]), "success", "", 0)
+    )
+    task_lines = [r for r in records if demo.trace_id(r) in traces and r["gateway"] != "trigger"]
+    assert {r["gateway"] for r in task_lines} >= {"warehouse"}
+    assert all(r["decision"] == "allow" and r["subject"] == "airflow-worker" for r in task_lines)
+
+
+def test_up_again_changes_nothing(environment: Environment) -> None:
+    state_dir = environment.plan.state_dir
+    before = sorted(p["pid"] for p in Supervisor(state_dir).info())
+    again = subprocess.run(
+        [str(AIRGATE), "up", "--state-dir", str(state_dir), "--no-demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "already up" in again.stdout
+    assert sorted(p["pid"] for p in Supervisor(state_dir).info()) == before
+
+
+def test_down_leaves_no_process(environment: Environment) -> None:
+    state_dir = environment.plan.state_dir
+    subprocess.run([str(AIRGATE), "down", "--state-dir", str(state_dir)], check=True, timeout=120)
+    assert our_processes(state_dir) == []
+    for pid in environment.pids:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )
+    status = subprocess.run(
+        [str(AIRGATE), "status", "--state-dir", str(state_dir)], capture_output=True, text=True
+    )
+    assert status.returncode == 3
+    assert (state_dir / "secrets.json").exists()  # state is kept
