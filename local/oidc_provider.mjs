@@ -1,6 +1,7 @@
 // The local environment's OpenID provider: the certified npm `oidc-provider`, on 127.0.0.1.
 // It issues client-credentials JWT access tokens for the stack's machine identities (one
-// audience per resource indicator) and serves discovery + JWKS for the gateway Workers.
+// audience per resource indicator), authorization-code (+PKCE) tokens for the human test users
+// through oidc-provider's development login pages, and serves discovery + JWKS for the Workers.
 // Signing keys persist in the state folder, so tokens survive a restart of this process.
 //
 // Usage: node oidc_provider.mjs <config.json>   (written by `airgate up`, see infra/local/)
@@ -23,21 +24,41 @@ async function signingKeys(file) {
 
 const audiences = new Set(config.audiences);
 const clientsById = new Map(config.clients.map((client) => [client.client_id, client]));
+const usersById = new Map((config.users ?? []).map((user) => [user.account_id, user]));
+const human = config.human_client;
 
 const provider = new Provider(config.issuer, {
   jwks: await signingKeys(config.keys_file),
-  clients: config.clients.map((client) => ({
-    client_id: client.client_id,
-    client_secret: client.client_secret,
-    grant_types: ["client_credentials"],
-    response_types: [],
-    redirect_uris: [],
-    token_endpoint_auth_method: "client_secret_basic",
-  })),
-  scopes: ["gateway"],
+  clients: [
+    ...config.clients.map((client) => ({
+      client_id: client.client_id,
+      client_secret: client.client_secret,
+      grant_types: ["client_credentials"],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: "client_secret_basic",
+    })),
+    ...(human
+      ? [{
+          client_id: human.client_id,
+          grant_types: ["authorization_code"],
+          response_types: ["code"],
+          redirect_uris: [human.redirect_uri],
+          token_endpoint_auth_method: "none",
+        }]
+      : []),
+  ],
+  // Only the configured test users exist; the development login page takes their name.
+  async findAccount(ctx, id) {
+    const user = usersById.get(id);
+    if (!user) return undefined;
+    return { accountId: id, claims: () => ({ sub: id, email: user.email, groups: user.groups }) };
+  },
+  claims: { openid: ["sub"], email: ["email"], groups: ["groups"] },
+  scopes: ["openid", "email", "groups", "gateway"],
   ttl: { ClientCredentials: config.token_ttl_seconds ?? 600 },
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(human) },
     clientCredentials: { enabled: true },
     introspection: { enabled: false },
     resourceIndicators: {
@@ -57,6 +78,8 @@ const provider = new Provider(config.issuer, {
     },
   },
   async extraTokenClaims(ctx, token) {
+    const user = token.accountId ? usersById.get(token.accountId) : undefined;
+    if (user) return { email: user.email, groups: user.groups };
     const client = clientsById.get(token.clientId);
     return client?.groups?.length ? { groups: client.groups } : undefined;
   },

@@ -110,3 +110,43 @@ def logs(
         console.print("components: " + (", ".join(available) or "(none yet)"), markup=False)
         raise typer.Exit(code=0 if component is None else 2)
     console.print(supervisor.tail(component, lines), markup=False, highlight=False)
+
+
+@app.command()
+def token(
+    client: Annotated[
+        str | None, typer.Option("--client", help="A machine identity (client credentials)")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="A human test user, e.g. data-engineer-person")
+    ] = None,
+    audience: Annotated[str | None, typer.Option(help="Token audience (default: the stack's)")] = None,
+    stack: Annotated[str, typer.Option("--stack", "-s", help="The local stack")] = "local",
+    state_dir: StateDirOption = None,
+    stacks_dir: StacksDirOption = None,
+) -> None:
+    """Print an access token from the running local OpenID provider, for a client or a test user."""
+    from infra.local.environment import prepare
+    from infra.local.plan import test_users
+    from infra.local.secrets import load_or_create
+    from infra.local.tokens import machine_token, user_token
+
+    if (client is None) == (user is None):
+        errors.print("name exactly one of --client or --user", markup=False)
+        raise typer.Exit(code=2)
+    loaded = load_or_exit(stack, stacks_dir)
+    known = [str(person["account_id"]) for person in test_users(loaded.config)]
+    if user is not None and user not in known:
+        errors.print(f"no test user {user!r}; the local provider knows: {', '.join(known)}", markup=False)
+        raise typer.Exit(code=2)
+    plan = prepare(loaded, _state(state_dir))
+    try:
+        if client is not None:
+            secret = load_or_create(plan.state_dir / "secrets.json", [f"oidc-client-{client}"])
+            value = machine_token(plan, client, secret[f"oidc-client-{client}"], audience)
+        else:
+            value = user_token(plan, str(user), audience)
+    except (OSError, RuntimeError) as failure:
+        errors.print(f"no token: {failure} (is the local environment up?)", markup=False)
+        raise typer.Exit(code=1) from None
+    print(value)  # the token alone, for $(airgate token ...)

@@ -23,6 +23,9 @@ LOCAL_DIR = PROJECT_ROOT / "local"
 DAGS_DIR = PROJECT_ROOT / "dags"
 GATEWAY_BASE_PORT = 9601
 AIRFLOW_ADMIN = "admin"
+HUMAN_CLIENT_ID = "airgate-local-human"
+HUMAN_REDIRECT_URI = "http://127.0.0.1/airgate-callback"
+"""Never served: the sign-in helper reads the code from the redirect itself."""
 OTHER_AUDIENCE = "http://elsewhere.localhost"
 """A second audience the local provider issues tokens for, so a wrong-audience token is real."""
 
@@ -84,6 +87,19 @@ def free_ports(stack: StackConfig) -> Ports:
 
 def machine_clients(stack: StackConfig) -> list[str]:
     return sorted({client for role in stack.roles.values() for client in role.oidc_clients})
+
+
+def test_users(stack: StackConfig) -> list[dict[str, object]]:
+    """One human test user per role that admits IdP groups: `<role>-person`, in that role's groups."""
+    return [
+        {
+            "account_id": f"{name}-person",
+            "email": f"{name}-person@{stack.zone}",
+            "groups": sorted(role.groups),
+        }
+        for name, role in sorted(stack.roles.items())
+        if role.groups
+    ]
 
 
 def secret_names(stack: StackConfig) -> list[str]:
@@ -215,6 +231,8 @@ def plan_local(
         "keys_file": str(state_dir / "oidc-keys.json"),
         "audiences": [audience, OTHER_AUDIENCE],
         "clients": clients,
+        "users": test_users(stack),
+        "human_client": {"client_id": HUMAN_CLIENT_ID, "redirect_uri": HUMAN_REDIRECT_URI},
         "token_ttl_seconds": 600,
     }
     gateways: list[dict[str, object]] = []

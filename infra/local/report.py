@@ -8,7 +8,7 @@ from rich.table import Table
 
 from infra.config.loader import LoadedStack
 from infra.local import demo
-from infra.local.plan import AIRFLOW_ADMIN, LocalPlan, machine_clients
+from infra.local.plan import AIRFLOW_ADMIN, LocalPlan, machine_clients, test_users
 from infra.local.processes import Supervisor
 from infra.local.secrets import load_or_create
 
@@ -35,15 +35,17 @@ def print_summary(loaded: LoadedStack, plan: LocalPlan, console: Console) -> Non
         roles = sorted(name for name, role in loaded.config.roles.items() if client in role.oidc_clients)
         clients.add_row(client, ", ".join(roles))
     console.print(clients)
-    secrets_file = plan.state_dir / "secrets.json"
-    console.print("Get a token (here for ai-agent) and call a gateway:", markup=False)
+    people = ", ".join(str(user["account_id"]) for user in test_users(loaded.config))
+    console.print(f"Human test users (sign in on the provider's development pages): {people}", markup=False)
     console.print(
-        f"  TOKEN=$(curl -s -u ai-agent:$(jq -r '.\"oidc-client-ai-agent\"' {secrets_file}) "
-        "-d grant_type=client_credentials "
-        f"-d resource={plan.audience} {plan.issuer}/token | jq -r .access_token)\n"
+        "Get a token and call a gateway (any client id above, or --user <test user>):", markup=False
+    )
+    console.print(
+        "  TOKEN=$(.venv/bin/airgate token --client ai-agent)\n"
         f'  curl -s -H "Authorization: Bearer $TOKEN" {plan.gateway_url("warehouse")}/v1/tables/revenue',
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 

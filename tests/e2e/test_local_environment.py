@@ -95,6 +95,30 @@ def test_allowed_call_reaches_the_upstream_with_identity_headers(environment: En
     assert headers["authorization"] == "Bearer [redacted]"  # the upstream's own credential
 
 
+def test_a_human_test_user_signs_in_and_gets_their_roles(environment: Environment) -> None:
+    token = subprocess.run(
+        [
+            str(AIRGATE),
+            "token",
+            "--state-dir",
+            str(environment.plan.state_dir),
+            "--user",
+            "data-engineer-person",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    ingest = environment.plan.gateway_url("ingest")
+    allowed = demo.http("POST", ingest + "/v1/events", headers={"authorization": f"Bearer {token}"}, body={})
+    assert allowed.status == 200, allowed.body
+    assert allowed.body["headers"]["x-airgate-subject"] == "data-engineer-person"
+    assert allowed.body["headers"]["x-airgate-roles"] == "data-engineer"
+    admin = environment.plan.gateway_url("warehouse") + "/v1/admin/users"
+    assert demo.http("GET", admin, headers={"authorization": f"Bearer {token}"}).status == 403
+
+
 def test_wrong_role_is_403(environment: Environment) -> None:
     token = environment.token("ci")
     answer = demo.http(
