@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -44,3 +44,17 @@ def load_or_exit(stack: str, stacks_dir: Path | None) -> LoadedStack:
         return load_stack(stack, stacks_dir or STACKS_DIR)
     except ConfigError as error:
         fail_on_config(error)
+
+
+def plan_or_exit(stack: str, stacks_dir: Path | None) -> dict[str, Any]:
+    """The stack's offline plan document; a bad stack exits 2, a failed Worker build exits 1."""
+    from infra.build.bundle import BundleError
+    from infra.plan.document import plan_document
+    from infra.plan.runner import run_plan
+
+    loaded = load_or_exit(stack, stacks_dir)
+    try:
+        return plan_document(loaded, run_plan(loaded))
+    except BundleError as error:
+        errors.print(str(error), markup=False)
+        raise typer.Exit(code=1) from None

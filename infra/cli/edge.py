@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from infra.cli.app import StackOption, StacksDirOption, app, console, errors, load_or_exit
+from infra.cli.app import StackOption, StacksDirOption, app, console, errors, load_or_exit, plan_or_exit
 
 
 @app.command()
@@ -46,17 +46,9 @@ def plan(
     """Run the Pulumi program offline under mocks: resources to create and the access matrix."""
     import json
 
-    from infra.build.bundle import BundleError
-    from infra.plan.document import plan_document
     from infra.plan.render import render_plan
-    from infra.plan.runner import run_plan
 
-    loaded = load_or_exit(stack, stacks_dir)
-    try:
-        document = plan_document(loaded, run_plan(loaded))
-    except BundleError as error:
-        errors.print(str(error), markup=False)
-        raise typer.Exit(code=1) from None
+    document = plan_or_exit(stack, stacks_dir)
     render_plan(document, console)
     if json_file is not None:
         json_file.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

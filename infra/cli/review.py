@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from infra.cli.app import StackOption, StacksDirOption, app, console, errors, load_or_exit
+from infra.cli.app import StackOption, StacksDirOption, app, console, errors, plan_or_exit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,16 +168,7 @@ def lint(
             errors.print(str(error), markup=False)
             raise typer.Exit(code=2) from None
     else:
-        from infra.build.bundle import BundleError
-        from infra.plan.document import plan_document
-        from infra.plan.runner import run_plan
-
-        loaded = load_or_exit(stack, stacks_dir)
-        try:
-            document = plan_document(loaded, run_plan(loaded))
-        except BundleError as error:
-            errors.print(str(error), markup=False)
-            raise typer.Exit(code=1) from None
+        document = plan_or_exit(stack, stacks_dir)
     findings = evaluate(document, config)
     failed = [f for f in findings if f.severity == "error"]
     if output_format is Format.json:
