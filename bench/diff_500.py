@@ -20,48 +20,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infra.config.loader import STACKS_DIR, load_stack  # noqa: E402
+from bench.generated_stack import write_stack  # noqa: E402
+from infra.config.loader import load_stack  # noqa: E402
 from infra.plan.document import plan_document  # noqa: E402
 from infra.plan.runner import run_plan  # noqa: E402
 
-ROLES = ["data-engineer", "analyst", "airflow-worker", "ai-agent", "ci", "platform-admin"]
-METHODS = [["GET"], ["POST"], ["GET", "POST"], ["PUT", "DELETE"]]
 STUB = """export class RateLimiter {}
 export class IdempotencyStore {}
 const BUILD = {{ gateway | tojson }};
 export default { fetch() { return new Response(JSON.stringify(BUILD)); } };
 """
-
-
-def write_stack(folder: Path, routes: int, changed: bool) -> None:
-    shutil.copytree(STACKS_DIR, folder, dirs_exist_ok=True)
-    shared = yaml.safe_load((folder / "shared.yaml").read_text())
-    gateways = list(shared["gateways"])
-    for gateway in gateways:
-        shared["gateways"][gateway]["routes"] = {}
-    for index in range(routes):
-        gateway = gateways[index % len(gateways)]
-        roles = [ROLES[index % len(ROLES)], ROLES[(index * 7 + 1) % len(ROLES)]]
-        methods = list(METHODS[index % len(METHODS)])
-        path = f"/v{index % 3}/area-{index}/{{item}}"
-        limit = {"requests": 10 + index, "per_seconds": 60}
-        if changed and index % 10 == 0:
-            roles.append(ROLES[(index + 3) % len(ROLES)])
-            methods = sorted(set(methods) | {"PATCH"})
-            path = f"/v{index % 3}/area-{index}/**"
-            limit = {"requests": 1000 + index, "per_seconds": 60}
-        shared["gateways"][gateway]["routes"][f"route-{index}"] = {
-            "path": path,
-            "methods": methods,
-            "roles": sorted(set(roles)),
-            "rate_limit": limit,
-        }
-    (folder / "shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
 
 
 def plan(folder: Path) -> dict[str, Any]:

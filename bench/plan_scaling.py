@@ -7,41 +7,18 @@ Goal (issue 2): at most 5 s at 500 routes on the 2-core reference machine, growi
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.config.loader import STACKS_DIR, load_stack
+from bench.generated_stack import write_stack
+from infra.config.loader import load_stack
 from infra.plan.document import plan_document
 from infra.plan.runner import run_plan
-
-ROLES = ["data-engineer", "analyst", "airflow-worker", "ai-agent", "ci", "platform-admin"]
-METHODS = [["GET"], ["POST"], ["GET", "POST"], ["PUT", "DELETE"]]
-
-
-def write_stack(folder: Path, routes: int) -> str:
-    shutil.copytree(STACKS_DIR, folder, dirs_exist_ok=True)
-    shared = yaml.safe_load((folder / "shared.yaml").read_text())
-    gateways = list(shared["gateways"])
-    for gateway in gateways:
-        shared["gateways"][gateway]["routes"] = {}
-    for index in range(routes):
-        gateway = gateways[index % len(gateways)]
-        shared["gateways"][gateway]["routes"][f"route-{index}"] = {
-            "path": f"/v{index % 3}/area-{index}/{{item}}" + ("/**" if index % 5 == 0 else ""),
-            "methods": METHODS[index % len(METHODS)],
-            "roles": [ROLES[index % len(ROLES)], ROLES[(index * 7 + 1) % len(ROLES)]],
-            **({"rate_limit": {"requests": 10 + index, "per_seconds": 60}} if index % 4 == 0 else {}),
-        }
-    (folder / "shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
-    return "prod"
 
 
 def measure(routes: int, repeats: int) -> list[float]:
