@@ -33,7 +33,7 @@ def up(
     stacks_dir: StacksDirOption = None,
 ) -> None:
     """Start the whole gateway path on this machine, health-checked in order, then run the sample DAG."""
-    from infra.local.environment import EnvironmentError_
+    from infra.local.environment import LocalStartError
     from infra.local.environment import up as start
     from infra.local.report import print_demo, print_summary
 
@@ -44,7 +44,7 @@ def up(
     state = _state(state_dir)
     try:
         started = start(loaded, state, console, free=free_ports)
-    except EnvironmentError_ as failure:
+    except LocalStartError as failure:
         errors.print(f"airgate up failed: {failure}", markup=False)
         if failure.log_tail:
             errors.print(f"--- last lines of {failure.component}'s log ---", markup=False)

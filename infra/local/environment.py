@@ -43,7 +43,7 @@ HINTS = {
 }
 
 
-class EnvironmentError_(RuntimeError):
+class LocalStartError(RuntimeError):
     """A start that failed; everything started was stopped and the state folder kept."""
 
     def __init__(self, message: str, component: str | None = None, log_tail: str = "") -> None:
@@ -95,9 +95,9 @@ def _write_files(plan: LocalPlan, secrets_password: str) -> None:
 
 def check_tools() -> None:
     if not NODE.exists():
-        raise EnvironmentError_("Node 22 is missing from node_modules", "oidc")
+        raise LocalStartError("Node 22 is missing from node_modules", "oidc")
     if not AIRFLOW_BIN.exists():
-        raise EnvironmentError_("Airflow is not installed in .venv", "airflow-api-server")
+        raise LocalStartError("Airflow is not installed in .venv", "airflow-api-server")
 
 
 def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = False) -> Started:
@@ -112,7 +112,7 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
     if not supervisor.running():
         busy = _busy_ports(plan)
         if busy:
-            raise EnvironmentError_(
+            raise LocalStartError(
                 f"port(s) already in use: {', '.join(map(str, busy))}; "
                 "stop what holds them or run `airgate up --free-ports`"
             )
@@ -132,7 +132,7 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
             text=True,
         )
     if migrate.returncode != 0:
-        raise EnvironmentError_("airflow db migrate failed", "airflow-api-server", migrate.stdout[-3000:])
+        raise LocalStartError("airflow db migrate failed", "airflow-api-server", migrate.stdout[-3000:])
 
     supervisor.write_config(plan.components)
     supervisor.start_daemon()
@@ -142,7 +142,7 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
             with console.status(f"starting {group}"):
                 _start_group(supervisor, plan, members, STARTUP_TIMEOUT[group])
             console.print(f"  {group} up ({', '.join(c.name for c in members)})", markup=False)
-    except EnvironmentError_:
+    except LocalStartError:
         supervisor.shutdown()
         raise
     return Started(plan, time.monotonic() - began)
@@ -184,7 +184,7 @@ def _start_group(supervisor: Supervisor, plan: LocalPlan, members: list[Componen
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" in fault.faultString:
                 continue
-            raise EnvironmentError_(
+            raise LocalStartError(
                 f"{component.name} failed to start ({fault.faultString})",
                 component.name,
                 supervisor.tail(component.name),
@@ -196,7 +196,7 @@ def _start_group(supervisor: Supervisor, plan: LocalPlan, members: list[Componen
 
         for url in _health_urls(plan, component):
             if not health.wait_until(partial(health.answers, url), timeout, alive):
-                raise EnvironmentError_(
+                raise LocalStartError(
                     f"{component.name} did not become healthy at {url} within {timeout:.0f}s",
                     component.name,
                     supervisor.tail(component.name),

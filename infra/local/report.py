@@ -75,6 +75,7 @@ def print_demo(loaded: LoadedStack, plan: LocalPlan, console: Console) -> demo.D
             f" ({record.get('reason', '')}, {record.get('status', '')})",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     console.print("Every line in full: airgate logs gateways", markup=False)
     return run
