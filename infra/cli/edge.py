@@ -32,6 +32,7 @@ def build(
             f"policy {item.policy.version}  -> {out / item.gateway}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
 
 
