@@ -7,8 +7,9 @@ paths. Bundles are cached by that content, which keeps repeated plans and tests 
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import shutil
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -25,6 +26,7 @@ class BundleError(RuntimeError):
     pass
 
 
+@functools.cache
 def _esbuild_version() -> str:
     if not ESBUILD.exists():
         raise BundleError("esbuild is not installed: run the README's setup (it runs `npm ci`) and try again")
@@ -70,7 +72,8 @@ def bundle(sources: dict[str, str]) -> bytes:
             raise BundleError(f"esbuild failed:\n{result.stderr.strip()}")
         data = out.read_bytes()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".tmp")
-    partial.write_bytes(data)
-    shutil.move(partial, cached)
+    # A unique partial file, so two processes building at once never interleave their writes.
+    with tempfile.NamedTemporaryFile(dir=CACHE_DIR, suffix=".partial", delete=False) as partial:
+        partial.write(data)
+    os.replace(partial.name, cached)
     return data

@@ -127,23 +127,23 @@ def token(
 ) -> None:
     """Print an access token from the running local OpenID provider, for a client or a test user."""
     from infra.local.environment import prepare
-    from infra.local.plan import test_users
-    from infra.local.secrets import load_or_create
+    from infra.local.plan import machine_clients, test_users
     from infra.local.tokens import machine_token, user_token
 
     if (client is None) == (user is None):
         errors.print("name exactly one of --client or --user", markup=False)
         raise typer.Exit(code=2)
     loaded = load_or_exit(stack, stacks_dir)
-    known = [str(person["account_id"]) for person in test_users(loaded.config)]
-    if user is not None and user not in known:
-        errors.print(f"no test user {user!r}; the local provider knows: {', '.join(known)}", markup=False)
-        raise typer.Exit(code=2)
+    people = [str(person["account_id"]) for person in test_users(loaded.config)]
+    clients = machine_clients(loaded.config)
+    for name, known, what in ((user, people, "test user"), (client, clients, "client")):
+        if name is not None and name not in known:
+            errors.print(f"no {what} {name!r}; the local provider knows: {', '.join(known)}", markup=False)
+            raise typer.Exit(code=2)
     plan = prepare(loaded, _state(state_dir))
     try:
         if client is not None:
-            secret = load_or_create(plan.state_dir / "secrets.json", [f"oidc-client-{client}"])
-            value = machine_token(plan, client, secret[f"oidc-client-{client}"], audience)
+            value = machine_token(plan, client, plan.secrets[f"oidc-client-{client}"], audience)
         else:
             value = user_token(plan, str(user), audience)
     except (OSError, RuntimeError) as failure:

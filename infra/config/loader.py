@@ -39,10 +39,7 @@ class LoadedStack:
 
     @property
     def relative_path(self) -> str:
-        try:
-            return str(self.path.relative_to(PROJECT_ROOT))
-        except ValueError:
-            return str(self.path)
+        return _shown(self.path)
 
 
 def stack_file(name: str, stacks_dir: Path = STACKS_DIR) -> Path:

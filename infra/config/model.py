@@ -30,7 +30,6 @@ Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 EnvironmentKind = Literal["local", "dev", "staging", "prod"]
 AuthMode = Literal["access", "oidc"]
 JwtAlgorithm = Literal["RS256", "ES256"]
-SECRET_LOOKING = re.compile(r"(secret|token|password|passwd|api[-_]?key|credential|private)", re.I)
 
 
 class Strict(BaseModel):

@@ -83,13 +83,13 @@ def prepare(loaded: LoadedStack, state_dir: Path, *, free: bool = False) -> Loca
     return plan_local(loaded, state_dir, ports, secrets, connections)
 
 
-def _write_files(plan: LocalPlan, secrets_password: str) -> None:
+def _write_files(plan: LocalPlan) -> None:
     (plan.state_dir / "oidc.json").write_text(json.dumps(plan.oidc_config, indent=2))
     (plan.state_dir / "gateways.json").write_text(json.dumps(plan.gateways_config, indent=2))
     for path in (plan.state_dir / "oidc.json", plan.state_dir / "gateways.json"):
         path.chmod(0o600)
     passwords = plan.state_dir / "airflow-passwords.json"
-    passwords.write_text(json.dumps({"admin": secrets_password}))
+    passwords.write_text(json.dumps({"admin": plan.secrets["airflow-admin-password"]}))
     passwords.chmod(0o600)
 
 
@@ -120,14 +120,13 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
     with console.status("building the gateway Workers"):
         write_build(plan.build_dir, loaded.name, loaded.config)
     console.print(f"  built {len(loaded.config.gateways)} gateway Workers", markup=False)
-    secrets = load_or_create(state_dir / "secrets.json", secret_names(loaded.config))
-    _write_files(plan, secrets["airflow-admin-password"])
+    _write_files(plan)
 
     airflow_env = next(c.env for c in plan.components if c.group == "airflow")
     with console.status("preparing Airflow's metadata database"):
         migrate = subprocess.run(  # noqa: S603 - our venv's airflow
             [str(AIRFLOW_BIN), "db", "migrate"],
-            env={**_base_env(), **airflow_env},
+            env={**os.environ, **airflow_env},
             capture_output=True,
             text=True,
         )
@@ -146,10 +145,6 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
         supervisor.shutdown()
         raise
     return Started(plan, time.monotonic() - began)
-
-
-def _base_env() -> dict[str, str]:
-    return dict(os.environ)
 
 
 def _busy_ports(plan: LocalPlan) -> list[int]:

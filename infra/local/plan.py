@@ -124,6 +124,8 @@ class LocalPlan:
     components: tuple[Component, ...]
     oidc_config: dict[str, object]
     gateways_config: dict[str, object]
+    secrets: dict[str, str]
+    """The generated local secrets (from state/secrets.json); never printed."""
 
     def gateway_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports.gateways[name]}"
@@ -267,5 +269,13 @@ def plan_local(
         "gateways": gateways,
     }
     return LocalPlan(
-        state_dir, build_dir, ports, issuer, audience, tuple(components), oidc_config, gateways_config
+        state_dir=state_dir,
+        build_dir=build_dir,
+        ports=ports,
+        issuer=issuer,
+        audience=audience,
+        components=tuple(components),
+        oidc_config=oidc_config,
+        gateways_config=gateways_config,
+        secrets=secrets,
     )

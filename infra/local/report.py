@@ -10,7 +10,6 @@ from infra.config.loader import LoadedStack
 from infra.local import demo
 from infra.local.plan import AIRFLOW_ADMIN, LocalPlan, machine_clients, test_users
 from infra.local.processes import Supervisor
-from infra.local.secrets import load_or_create
 
 
 def print_summary(loaded: LoadedStack, plan: LocalPlan, console: Console) -> None:
@@ -51,8 +50,8 @@ def print_summary(loaded: LoadedStack, plan: LocalPlan, console: Console) -> Non
 
 def print_demo(loaded: LoadedStack, plan: LocalPlan, console: Console) -> demo.DemoRun:
     trigger = next(name for name, g in sorted(loaded.config.gateways.items()) if g.kind == "dag_trigger")
-    secrets = load_or_create(plan.state_dir / "secrets.json", [f"oidc-client-{demo.SAMPLE_CLIENT}"])
-    token = demo.client_token(plan, demo.SAMPLE_CLIENT, secrets[f"oidc-client-{demo.SAMPLE_CLIENT}"])
+    secret = plan.secrets[f"oidc-client-{demo.SAMPLE_CLIENT}"]
+    token = demo.client_token(plan, demo.SAMPLE_CLIENT, secret)
     with console.status(f"triggering {demo.SAMPLE_DAG} through the {trigger} gateway"):
         run = demo.trigger_and_wait(plan, token, trigger)
     verdict = "succeeded" if run.state == "success" else f"ended {run.state}"

@@ -9,12 +9,11 @@ import hashlib
 from typing import Any
 
 from infra.config.loader import LoadedStack
+from infra.plan.markers import MASK, UNKNOWN
 from infra.plan.runner import RecordedResource, Recording, is_secret
 from infra.policy.compiler import access_matrix, compile_stack
 
 FORMAT = "airgate-plan/1"
-MASK = "[secret]"
-UNKNOWN = "[unknown]"
 EDGE_GATEWAY_TYPE = "airgate:edge:EdgeGateway"
 
 

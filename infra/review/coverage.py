@@ -10,18 +10,13 @@ from __future__ import annotations
 from infra.policy.patterns import KIND_LITERAL, KIND_ONE, KIND_REST, parse_pattern
 
 
-def _kind(segment: str) -> int:
-    return parse_pattern("/" + segment).kinds[0] if segment else KIND_LITERAL
-
-
 def covers(wide: str, narrow: str) -> bool:
     """True when every path that `narrow` matches is matched by `wide`."""
-    a = parse_pattern(wide).segments
-    b = parse_pattern(narrow).segments
-    return _covers(a, [_kind(s) for s in a], b, [_kind(s) for s in b])
+    a, b = parse_pattern(wide), parse_pattern(narrow)
+    return _covers(a.segments, a.kinds, b.segments, b.kinds)
 
 
-def _covers(a: tuple[str, ...], ak: list[int], b: tuple[str, ...], bk: list[int]) -> bool:
+def _covers(a: tuple[str, ...], ak: tuple[int, ...], b: tuple[str, ...], bk: tuple[int, ...]) -> bool:
     i = 0
     while True:
         if i < len(a) and ak[i] == KIND_REST:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-# The plan document's markers (infra.plan.document), repeated so rules load without Pulumi.
-SECRET_MASK = "[secret]"  # noqa: S105 - a mask, not a password
-UNKNOWN = "[unknown]"
+from infra.plan.markers import MASK as SECRET_MASK
+from infra.plan.markers import UNKNOWN
+
+__all__ = ["SECRET_MASK", "UNKNOWN"]
 
 
 def kind_of(resource_type: str) -> str:

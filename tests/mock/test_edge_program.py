@@ -11,11 +11,11 @@ import pytest
 
 from infra.build.migrations import migrated_classes
 from infra.config.loader import load_stack
-from infra.config.model import SECRET_LOOKING
 from infra.plan.document import plan_document
 from infra.plan.runner import Recording, is_secret, run_plan
 from infra.policy.access_plan import gateway_policy_keys
 from infra.policy.compiler import compile_gateway
+from infra.rules.registry import SECRET_NAME
 
 STACKS = ("local", "dev", "staging", "prod")
 
@@ -92,7 +92,7 @@ def test_no_secret_looking_binding_is_plain_text(stack: str) -> None:
             if binding["type"] == "secret_text":
                 continue
             if binding["type"] in ("plain_text", "json"):
-                assert not SECRET_LOOKING.search(binding["name"]), binding["name"]
+                assert not SECRET_NAME.search(binding["name"]), binding["name"]
                 text = binding.get("text") or binding.get("json") or ""
                 assert not any(p in text for p in placeholders + secret_values), binding["name"]
 
