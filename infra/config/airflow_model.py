@@ -14,14 +14,13 @@ live in `check_airflow(stack)`, which the stack model calls after its own rules.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.config.errors import StackRuleError
-
-if TYPE_CHECKING:
-    from infra.config.model import Gateway, StackConfig
+from infra.config.sections import AuthMode, DagGrant, EnvironmentKind, Gateway, Role
 
 NAME = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 SECRET_KEY = r"^[A-Za-z][A-Za-z0-9]*$"  # noqa: S105 - a pattern
@@ -33,6 +32,25 @@ Executor = Literal[
 ]
 EXACT_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 HOSTNAME = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
+
+
+class StackConfig(Protocol):
+    """What the whole-stack Airflow rules read of a stack. `infra.config.model.StackConfig` fits it;
+    declaring it here keeps the imports one-way (model -> airflow_model -> sections)."""
+
+    @property
+    def environment(self) -> EnvironmentKind: ...
+    @property
+    def zone(self) -> str: ...
+    @property
+    def roles(self) -> Mapping[str, Role]: ...
+    @property
+    def gateways(self) -> Mapping[str, Gateway]: ...
+    @property
+    def dag_grants(self) -> Sequence[DagGrant]: ...
+    @property
+    def airflow(self) -> AirflowSettings | None: ...
+    def gateway_auth(self, gateway: Gateway) -> AuthMode: ...
 
 
 class _Strict(BaseModel):

@@ -19,7 +19,7 @@ from infra.config.loader import PROJECT_ROOT, LoadedStack
 from infra.config.model import StackConfig
 
 NODE = PROJECT_ROOT / "node_modules" / ".bin" / "node"
-LOCAL_DIR = PROJECT_ROOT / "local"
+LOCAL_DIR = PROJECT_ROOT / "local_services"
 DAGS_DIR = PROJECT_ROOT / "dags"
 GATEWAY_BASE_PORT = 9601
 AIRFLOW_ADMIN = "admin"

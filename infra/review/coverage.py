@@ -1,13 +1,13 @@
 """Does one route pattern match every path another one matches? Decides "a widened wildcard".
 
 Segments are a literal, one-segment (`*`, `{name}`) or a final `**` (zero or more segments), as in
-`infra.policy.patterns`. `covers(a, b)` is exact for this language, so a path change is reported
+`infra.config.patterns`. `covers(a, b)` is exact for this language, so a path change is reported
 as widening precisely when the new pattern reaches a path the old one did not.
 """
 
 from __future__ import annotations
 
-from infra.policy.patterns import KIND_LITERAL, KIND_ONE, KIND_REST, parse_pattern
+from infra.config.patterns import KIND_LITERAL, KIND_ONE, KIND_REST, parse_pattern
 
 
 def covers(wide: str, narrow: str) -> bool:

@@ -1,6 +1,6 @@
 """Policy rules written once: pure functions over an `airgate-plan/1` document returning findings.
 
-`airgate lint` runs them over the offline plan; the CrossGuard pack in `policy/` adapts the engine's
+`airgate lint` runs them over the offline plan; the CrossGuard pack in `policy_pack/` adapts the engine's
 resources to the same document shape and runs the very same functions.
 """
 

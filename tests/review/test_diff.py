@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from infra.cli.main import app
 from infra.config.loader import STACKS_DIR
-from infra.policy.patterns import parse_pattern
+from infra.config.patterns import parse_pattern
 from infra.review.coverage import covers, widens
 from infra.review.diff import diff_plans, diff_sets, grant_changes
 from infra.review.markdown import MAX_CHARS, render_markdown

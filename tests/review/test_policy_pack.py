@@ -14,7 +14,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from infra.config.loader import PROJECT_ROOT
 from infra.rules import RULES, RuleConfig, evaluate
-from policy.airgate_pack import PACK_NAME, plan_from_engine, policies
+from policy_pack.airgate_pack import PACK_NAME, plan_from_engine, policies
 from tests.review.conftest import resource
 
 PlanOf = Callable[[str], dict[str, Any]]
@@ -138,7 +138,7 @@ def test_the_entry_point_builds_a_valid_pack(monkeypatch: pytest.MonkeyPatch) ->
     import pulumi_policy
 
     monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: built.update(kwargs))
-    runpy.run_path(str(PROJECT_ROOT / "policy" / "__main__.py"), run_name="__main__")
+    runpy.run_path(str(PROJECT_ROOT / "policy_pack" / "__main__.py"), run_name="__main__")
     assert built["name"] == PACK_NAME and len(built["policies"]) == len(RULES)
-    settings = yaml.safe_load((PROJECT_ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    settings = yaml.safe_load((PROJECT_ROOT / "policy_pack" / "PulumiPolicy.yaml").read_text())
     assert settings["runtime"]["name"] == "python"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.policy.patterns import parse_pattern
+from infra.config.patterns import parse_pattern
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from infra.config.loader import load_stack
 from infra.config.model import StackConfig
+from infra.config.patterns import parse_pattern
 from infra.policy.compiler import access_matrix, compile_gateway, compile_stack
 from infra.policy.evaluate import evaluate
-from infra.policy.patterns import parse_pattern
 
 BASE = load_stack("dev").config.model_dump(mode="json")
 ROLES = sorted(BASE["roles"])

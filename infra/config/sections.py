@@ -1,0 +1,224 @@
+"""The sections a stack is made of: identities, roles, service tokens, routes, upstreams, gateways, grants.
+
+It decides what each section may hold on its own; rules across sections live with `StackConfig` in
+`infra.config.model`, which imports these (never the other way round).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+from infra.config.patterns import RoutePattern, parse_pattern
+
+NAME = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
+Name = Annotated[str, Field(pattern=NAME)]
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+EnvironmentKind = Literal["local", "dev", "staging", "prod"]
+AuthMode = Literal["access", "oidc"]
+JwtAlgorithm = Literal["RS256", "ES256"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class SecretRef(Strict):
+    """Names a Pulumi secret config key (`airgate:<secret>`) that must be stored encrypted."""
+
+    secret: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]
+
+
+class AccessSettings(Strict):
+    team_domain: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.cloudflareaccess\.com$")]
+
+
+class OidcSettings(Strict):
+    issuer: str
+    client_id: str
+    client_secret: SecretRef
+    audience: str
+    roles_claim: str = "groups"
+    identity_provider_name: str = "okta"
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("issuer must be an absolute URL such as https://acme.okta.com/oauth2/default")
+        return value.rstrip("/")
+
+
+class Identity(Strict):
+    mode: AuthMode = "access"
+    access: AccessSettings | None = None
+    oidc: OidcSettings
+    algorithms: tuple[JwtAlgorithm, ...] = ("RS256", "ES256")
+    leeway_seconds: Annotated[int, Field(ge=0, le=60)] = 30
+    jwks_refresh_cooldown_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+
+    @model_validator(mode="after")
+    def _access_settings_present(self) -> Identity:
+        if self.mode == "access" and self.access is None:
+            raise ValueError(
+                "identity.mode is 'access' but identity.access.team_domain is missing; "
+                "add it (for example acme.cloudflareaccess.com)"
+            )
+        return self
+
+
+class Role(Strict):
+    description: str = ""
+    groups: tuple[str, ...] = ()
+    emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = ()
+    service_tokens: tuple[Name, ...] = ()
+    oidc_clients: tuple[str, ...] = ()
+
+    @property
+    def has_members(self) -> bool:
+        return bool(self.groups or self.emails or self.service_tokens or self.oidc_clients)
+
+
+class Rotation(Strict):
+    """Bump `version` to issue a new client secret; the previous one keeps working until
+    `previous_secret_expires_at` (UTC, RFC 3339), so callers can move over without an outage."""
+
+    version: PositiveInt = 1
+    previous_secret_expires_at: dt.datetime | None = None
+
+    @field_validator("previous_secret_expires_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.utcoffset() != dt.timedelta(0):
+            raise ValueError("write the time in UTC with a Z suffix, e.g. 2026-12-15T00:00:00Z")
+        return value
+
+
+class ServiceToken(Strict):
+    description: str = ""
+    duration: Annotated[str, Field(pattern=r"^[1-9][0-9]*h$")] = "8760h"
+    rotation: Rotation = Rotation()
+
+    @field_validator("duration")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        if int(value[:-1]) > 2 * 8760:
+            raise ValueError("a service token may live at most two years (17520h); rotate instead")
+        return value
+
+
+class RateLimit(Strict):
+    requests: int
+    per_seconds: int
+
+    @field_validator("requests", "per_seconds")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be greater than 0 (use a large number rather than turning limits off)")
+        return value
+
+
+class Route(Strict):
+    path: str
+    methods: tuple[Method, ...]
+    roles: tuple[Name, ...]
+    rate_limit: RateLimit | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _valid_pattern(cls, value: str) -> str:
+        parse_pattern(value)
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("list at least one HTTP method")
+        if len(set(value)) != len(value):
+            raise ValueError("a method is listed twice")
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_present(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("grant at least one role; a route nobody may call is dead config")
+        return value
+
+    @property
+    def pattern(self) -> RoutePattern:
+        return parse_pattern(self.path)
+
+
+class UpstreamCredential(Strict):
+    secret: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]
+    header: str = "Authorization"
+    scheme: str = "Bearer"
+
+
+class Upstream(Strict):
+    url: str
+    credential: UpstreamCredential | None = None
+    timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000
+
+    @field_validator("url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
+            raise ValueError("upstream.url must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+
+class Limits(Strict):
+    max_body_bytes: Annotated[int, Field(ge=1, le=100 * 1024 * 1024)] = 1024 * 1024
+    max_header_bytes: Annotated[int, Field(ge=1024, le=128 * 1024)] = 16 * 1024
+    max_token_bytes: Annotated[int, Field(ge=512, le=64 * 1024)] = 8 * 1024
+
+
+class Gateway(Strict):
+    kind: Literal["proxy", "dag_trigger"] = "proxy"
+    description: str = ""
+    hostname: str
+    expose: Literal["custom_domain", "route"] = "custom_domain"
+    auth: AuthMode | None = None
+    behind_access: bool = True
+    upstream: Upstream
+    limits: Limits = Limits()
+    durable_objects_fail_open: bool = False
+    default_rate_limit: RateLimit = RateLimit(requests=600, per_seconds=60)
+    routes: dict[Name, Route] = Field(default_factory=dict)
+    vars: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str] = Field(default_factory=dict)
+    deployed_migration_tag: str | None = None
+    """The Durable Object migration tag the live script has (None before its first deploy)."""
+
+
+class DagGrant(Strict):
+    gateway: Name
+    role: Name
+    dags: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$")], ...]
+    conf_schema: dict[str, Any] | None = None
+
+
+class Logpush(Strict):
+    destination_conf: str
+    name: str = "airgate-decisions"
+
+
+class MigrationStep(Strict):
+    tag: Annotated[str, Field(pattern=r"^v[0-9]+$")]
+    new_sqlite_classes: tuple[str, ...] = ()
+    deleted_classes: tuple[str, ...] = ()
+    allow_deleting_classes: bool = False
