@@ -130,17 +130,57 @@ class RateLimit(Strict):
         return value
 
 
+# Request headers the gateway owns or never forwards (README: "The gateway's header contract"):
+# hop-by-hop fields, the caller's credentials, client-address and identity claims, trace context,
+# method/path overrides. `forward_headers:` may not name them.
+RESERVED_HEADERS = frozenset(
+    {
+        *("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection"),
+        *("te", "trailer", "transfer-encoding", "upgrade", "host", "content-length", "expect"),
+        *("authorization", "cookie", "forwarded", "via", "x-real-ip", "true-client-ip"),
+        *("traceparent", "tracestate", "x-request-id"),
+        *("x-http-method-override", "x-http-method", "x-method-override"),
+        *("x-original-url", "x-rewrite-url", "x-original-method"),
+    }
+)
+RESERVED_HEADER_PREFIXES = ("x-airgate-", "x-forwarded-", "cf-")
+AIRGATE_PREFIX = "/.airgate"
+
+
+def _header_names(values: tuple[str, ...]) -> tuple[str, ...]:
+    names = []
+    for value in values:
+        name = value.lower()
+        if not re.fullmatch(r"[a-z0-9!#$%&'*+.^`|~-]+", name):
+            raise ValueError(f"{value!r} is not a header name; use letters, digits and '-' (no '_')")
+        if name in RESERVED_HEADERS or name.startswith(RESERVED_HEADER_PREFIXES):
+            raise ValueError(f"{value!r} is set or refused by the gateway; drop it from forward_headers")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ValueError("a header is listed twice")
+    return tuple(names)
+
+
 class Route(Strict):
     path: str
     methods: tuple[Method, ...]
     roles: tuple[Name, ...]
     rate_limit: RateLimit | None = None
+    forward_headers: tuple[str, ...] = ()
+    """Request headers forwarded on this route besides the default list and the gateway's own."""
 
     @field_validator("path")
     @classmethod
     def _valid_pattern(cls, value: str) -> str:
         parse_pattern(value)
+        if value == AIRGATE_PREFIX or value.startswith(AIRGATE_PREFIX + "/"):
+            raise ValueError(f"paths under {AIRGATE_PREFIX}/ are the gateway's own; pick another path")
         return value
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _forward_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _header_names(value)
 
     @field_validator("methods")
     @classmethod
@@ -188,6 +228,15 @@ class Limits(Strict):
     max_token_bytes: Annotated[int, Field(ge=512, le=64 * 1024)] = 8 * 1024
 
 
+class ResponseHeaders(Strict):
+    """What happens to upstream response headers that reach past the API: cookies and redirects."""
+
+    set_cookie: Literal["drop", "forward"] = "drop"
+    absolute_location: Literal["rewrite", "drop", "forward"] = "rewrite"
+    """rewrite: a Location under the upstream URL becomes the same path on the gateway, any other
+    absolute one is dropped; drop: every absolute Location is dropped; forward: kept as sent."""
+
+
 class Gateway(Strict):
     kind: Literal["proxy", "dag_trigger"] = "proxy"
     description: str = ""
@@ -200,9 +249,21 @@ class Gateway(Strict):
     durable_objects_fail_open: bool = False
     default_rate_limit: RateLimit = RateLimit(requests=600, per_seconds=60)
     routes: dict[Name, Route] = Field(default_factory=dict)
+    forward_headers: tuple[str, ...] = ()
+    """Request headers forwarded on every route besides the default list and the gateway's own."""
+    forward_client_address: bool = False
+    """Set X-Forwarded-For to the client address (CF-Connecting-IP) for the upstream."""
+    response: ResponseHeaders = ResponseHeaders()
+    auth_failure_rate_limit: RateLimit = RateLimit(requests=300, per_seconds=60)
+    """Requests that fail authentication, per client address."""
     vars: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str] = Field(default_factory=dict)
     deployed_migration_tag: str | None = None
     """The Durable Object migration tag the live script has (None before its first deploy)."""
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _forward_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _header_names(value)
 
 
 class DagGrant(Strict):
@@ -210,6 +271,8 @@ class DagGrant(Strict):
     role: Name
     dags: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$")], ...]
     conf_schema: dict[str, Any] | None = None
+    read_others_runs: bool = False
+    """Holders may read every run of these DAGs, not only the runs they started themselves."""
 
 
 class Logpush(Strict):

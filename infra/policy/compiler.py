@@ -53,6 +53,7 @@ def compile_gateway(stack: StackConfig, gateway_name: str) -> CompiledPolicy:
             "methods": _method_order(route.methods),
             "roles": sorted(set(route.roles)),
             "rate_limit": _rate(route.rate_limit or gateway.default_rate_limit),
+            "forward_headers": sorted(route.forward_headers),
         }
         for name, route in routes
     ]
@@ -78,6 +79,12 @@ def compile_gateway(stack: StackConfig, gateway_name: str) -> CompiledPolicy:
         "routes": route_docs,
         "dags": dags,
         "limits": _limits(gateway),
+        "headers": {
+            "forward": sorted(gateway.forward_headers),
+            "client_address": gateway.forward_client_address,
+            "set_cookie": gateway.response.set_cookie,
+            "absolute_location": gateway.response.absolute_location,
+        },
     }
     canonical = canonical_json(document)
     version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -104,7 +111,10 @@ def _dag_grants(stack: StackConfig, gateway_name: str) -> dict[str, dict[str, An
         if grant.gateway != gateway_name:
             continue
         for dag_id in grant.dags:
-            dags.setdefault(dag_id, {})[grant.role] = {"conf_schema": grant.conf_schema}
+            dags.setdefault(dag_id, {})[grant.role] = {
+                "conf_schema": grant.conf_schema,
+                "read_others_runs": grant.read_others_runs,
+            }
     return {dag: dict(sorted(roles.items())) for dag, roles in sorted(dags.items())}
 
 
@@ -119,4 +129,5 @@ def _limits(gateway: Gateway) -> dict[str, Any]:
         "max_token_bytes": gateway.limits.max_token_bytes,
         "durable_objects_fail_open": gateway.durable_objects_fail_open,
         "upstream_timeout_ms": gateway.upstream.timeout_ms,
+        "auth_failures": _rate(gateway.auth_failure_rate_limit),
     }

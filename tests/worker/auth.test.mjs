@@ -50,7 +50,8 @@ test("an allowed call reaches the upstream with the upstream's credential and id
     connection: "keep-alive, x-hop",
     "x-hop": "1",
     traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
-    "x-custom": "kept",
+    "x-custom": "dropped",
+    accept: "application/json",
   });
   assert.equal(answer.status, 200, answer.text);
   assert.equal(upstream.state.requests.length, before + 1);
@@ -61,7 +62,8 @@ test("an allowed call reaches the upstream with the upstream's credential and id
   assert.equal(seen.headers["cf-access-jwt-assertion"], undefined);
   assert.equal(seen.headers["cf-access-client-secret"], undefined);
   assert.equal(seen.headers["x-hop"], undefined);
-  assert.equal(seen.headers["x-custom"], "kept");
+  assert.equal(seen.headers["x-custom"], undefined, "not on the allow-list");
+  assert.equal(seen.headers.accept, "application/json");
   assert.equal(seen.headers["x-airgate-subject"], "ai-agent");
   assert.equal(seen.headers["x-airgate-roles"], "ai-agent");
   assert.equal(seen.headers["x-airgate-policy-version"], artifacts.manifest.policy_version);
@@ -103,7 +105,7 @@ test("groups and email claims map to roles", async () => {
   let answer = await tables(bearer(analyst));
   assert.equal(answer.status, 200);
   assert.deepEqual(answer.log.roles, ["analyst"]);
-  const oncall = await issuer.token({ sub: "u-2", email: "OnCall@Acme-Data.com" }, { audience: AUDIENCE });
+  const oncall = await issuer.token({ sub: "u-2", email: "OnCall@Acme-Data.com", email_verified: true }, { audience: AUDIENCE });
   answer = await gateway.send("GET", "/v1/admin/users", { headers: bearer(oncall) });
   assert.equal(answer.status, 200);
   assert.deepEqual(answer.log.roles, ["platform-admin"]);
@@ -246,10 +248,12 @@ test("a token within the leeway is still accepted (exp 10 s ago, leeway 30 s)", 
   assert.equal(answer.status, 200, answer.text);
 });
 
-test("route, method and role decisions: 404, 403", async () => {
+test("route, method and role decisions: 404, 405 (with Allow), 403", async () => {
   const token = bearer(await agentToken());
   expectProblem(assert, await gateway.send("GET", "/v2/unknown", { headers: token }), 404, "no_route");
-  expectProblem(assert, await gateway.send("DELETE", "/v1/tables/x", { headers: token }), 403, "method_not_allowed");
+  const wrong = await gateway.send("DELETE", "/v1/tables/x", { headers: token });
+  expectProblem(assert, wrong, 405, "method_not_allowed");
+  assert.equal(wrong.headers.allow, "GET");
   const denied = await gateway.send("GET", "/v1/admin/users", { headers: token });
   expectProblem(assert, denied, 403, "role_not_allowed");
   assert.equal(denied.log.route, "admin");

@@ -32,7 +32,7 @@ async function gatewayWith(options = {}, target = {}) {
   return gateway;
 }
 
-const token = async () => ({ authorization: `Bearer ${await issuer.token({ sub: "ai-agent" }, { audience: AUDIENCE })}` });
+const token = async () => ({ authorization: `Bearer ${await issuer.token({ sub: "ai-agent", client_id: "ai-agent" }, { audience: AUDIENCE })}` });
 const tables = async (gateway) => gateway.send("GET", "/v1/tables/revenue", { headers: await token() });
 
 test("key set unreachable with nothing cached → 503 keys_unavailable; served from cache once fetched", async () => {
@@ -191,7 +191,7 @@ test("after the cooldown an unknown kid refreshes the key set once, however many
   const { privateKey } = await generateKeyPair("RS256");
   const forged = await Promise.all(
     Array.from({ length: 40 }, (_, i) =>
-      issuer.token({ sub: "ai-agent" }, { audience: AUDIENCE, kid: `random-${i}`, key: privateKey, alg: "RS256" }),
+      issuer.token({ sub: "ai-agent", client_id: "ai-agent" }, { audience: AUDIENCE, kid: `random-${i}`, key: privateKey, alg: "RS256" }),
     ),
   );
   // Waiting out the configured cooldown is the behaviour under test, not synchronisation.
@@ -203,7 +203,7 @@ test("after the cooldown an unknown kid refreshes the key set once, however many
   // The IdP rotates: a token under the new kid is accepted once the cooldown has passed.
   await issuer.addKey("rotated");
   issuer.state.published.push("rotated");
-  const rotated = { authorization: `Bearer ${await issuer.token({ sub: "ai-agent" }, { audience: AUDIENCE, kid: "rotated" })}` };
+  const rotated = { authorization: `Bearer ${await issuer.token({ sub: "ai-agent", client_id: "ai-agent" }, { audience: AUDIENCE, kid: "rotated" })}` };
   fetches = issuer.state.jwksFetches;
   expectProblem(assert, await gateway.send("GET", "/v1/tables/t", { headers: rotated }), 401, "token_key_unknown");
   assert.equal(issuer.state.jwksFetches, fetches, "no fetch inside the cooldown");

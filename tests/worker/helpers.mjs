@@ -302,7 +302,10 @@ export function expectProblem(assert, response, status, reason) {
   assert.equal(response.status, status, where);
   assert.match(response.headers["content-type"] || "", /^application\/problem\+json/, where);
   const body = response.json;
-  assert.equal(body.type, `urn:airgate:problem:${reason}`, where);
+  // Every 401 shows one reason on the wire (RFC 6750 invalid_token); the precise one is logged.
+  const wire = status === 401 ? "invalid_token" : reason;
+  assert.equal(body.type, `urn:airgate:problem:${wire}`, where);
+  if (status === 401) assert.equal(response.headers["www-authenticate"], 'Bearer realm="airgate", error="invalid_token"');
   assert.equal(body.status, status);
   assert.equal(typeof body.title, "string");
   assert.equal(typeof body.detail, "string");

@@ -30,7 +30,7 @@ test("the request past the bucket gets 429 with Retry-After; subjects and routes
   const route = policy.routes.find((r) => r.name === "query");
   const { requests, per_seconds: per } = route.rate_limit;
   assert.ok(requests <= 100, "a bucket small enough to drain in a test");
-  const agent = await as({ sub: "ai-agent" });
+  const agent = await as({ sub: "ai-agent", client_id: "ai-agent" });
   const query = (headers) => gateway.send("POST", "/v1/query", { headers, body: "{}" });
   const answers = await Promise.all(Array.from({ length: requests }, () => query(agent)));
   assert.deepEqual(answers.map((a) => a.status), Array(requests).fill(200));

@@ -21,7 +21,7 @@ before(async () => {
     vars: pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE }),
     secrets: { UPSTREAM_CREDENTIAL: "t" },
   });
-  agent = { authorization: `Bearer ${await issuer.token({ sub: "ai-agent" }, { audience: AUDIENCE })}` };
+  agent = { authorization: `Bearer ${await issuer.token({ sub: "ai-agent", client_id: "ai-agent" }, { audience: AUDIENCE })}` };
   admin = { authorization: `Bearer ${await issuer.token({ sub: "u-1", groups: ["platform"] }, { audience: AUDIENCE })}` };
 });
 
@@ -78,14 +78,14 @@ const CORPUS = [
   ["GET", "/v1/tablesX", 404, "no_route"],
   ["GET", "/", 404, "no_route"],
   ["GET", "/v1", 404, "no_route"],
-  ["GET", "/v1/query", 403, "method_not_allowed"],
-  ["GET", "/v1/query/", 403, "method_not_allowed"],
+  ["GET", "/v1/query", 405, "method_not_allowed"],
+  ["GET", "/v1/query/", 405, "method_not_allowed"],
   ["POST", "/v1/query", 200, "allowed", "/v1/query"],
   ["POST", "/v1/query/", 200, "allowed", "/v1/query"],
   ["POST", "/v1//query", 200, "allowed", "/v1/query"],
   ["POST", "/v1/Query", 404, "no_route"],
   ["POST", "/v1/tables/x/../../query", 200, "allowed", "/v1/query"],
-  ["POST", "/v1/tables/x", 403, "method_not_allowed"],
+  ["POST", "/v1/tables/x", 405, "method_not_allowed"],
   ["DELETE", "/v1/admin/users", 403, "role_not_allowed"],
 ];
 

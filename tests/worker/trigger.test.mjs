@@ -39,16 +39,22 @@ async function airflowHandler(req, res, record) {
   let match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns$/.exec(record.path);
   if (req.method === "POST" && match) {
     const body = JSON.parse(record.body);
-    assert.deepEqual(Object.keys(body).sort(), ["conf", "logical_date"]);
+    assert.deepEqual(Object.keys(body).sort(), ["conf", "dag_run_id", "logical_date"]);
     assert.equal(body.logical_date, null);
-    const run = { dag_run_id: `manual__${airflowState.runs.length + 1}`, dag_id: match[1], conf: body.conf, state: "queued" };
+    // Airflow's stable REST API: a dag_run_id that exists for the DAG → 409 AlreadyExists
+    // (https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html, Trigger a new DAG run).
+    const taken = airflowState.runs.some((r) => r.dag_id === match[1] && r.dag_run_id === body.dag_run_id);
+    if (taken) return json(409, { title: "Conflict", detail: `DAGRun ${body.dag_run_id} already exists` });
+    const run = { dag_run_id: body.dag_run_id, dag_id: match[1], conf: body.conf, state: "queued" };
     airflowState.runs.push({ ...run, headers: record.headers });
     await new Promise((resolve) => setTimeout(resolve, airflowState.delayMs)); // a realistic write latency
     return json(200, run);
   }
   match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns\/([^/]+)$/.exec(record.path);
   if (req.method === "GET" && match) {
-    return json(200, { dag_id: match[1], dag_run_id: decodeURIComponent(match[2]), state: "success" });
+    const run = airflowState.runs.find((r) => r.dag_id === match[1] && r.dag_run_id === decodeURIComponent(match[2]));
+    if (!run) return json(404, { detail: "not found" });
+    return json(200, { dag_id: run.dag_id, dag_run_id: run.dag_run_id, conf: run.conf, state: "success" });
   }
   return json(404, { detail: "not found" });
 }
@@ -75,7 +81,7 @@ const trigger = (headers, dag, body) =>
   gateway.send("POST", `/dags/${dag}/runs`, { headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
 
 test("the AI agent triggers its granted DAG with allowed conf; Airflow gets the Worker's credential", async () => {
-  const headers = await as({ sub: "ai-agent" });
+  const headers = await as({ sub: "ai-agent", client_id: "ai-agent" });
   const before = airflowState.runs.length;
   const answer = await trigger(headers, "refresh_dashboards", { conf: { dashboard: "revenue", full_refresh: true } });
   assert.equal(answer.status, 200, answer.text);
@@ -104,7 +110,7 @@ const CONF_VIOLATIONS = [
 for (const [name, body] of CONF_VIOLATIONS) {
   test(`422 before Airflow sees it: ${name}`, async () => {
     const before = airflowState.runs.length;
-    const answer = await trigger(await as({ sub: "ai-agent", jti: name }), "refresh_dashboards", body);
+    const answer = await trigger(await as({ sub: "ai-agent", client_id: "ai-agent", jti: name }), "refresh_dashboards", body);
     expectProblem(assert, answer, 422, "conf_schema_violation");
     assert.equal(airflowState.runs.length, before);
   });
@@ -127,13 +133,13 @@ for (const [name, body] of BAD_BODIES) {
 
 test("a role may trigger only the DAGs it is granted", async () => {
   const before = airflowState.runs.length;
-  expectProblem(assert, await trigger(await as({ sub: "ai-agent" }), "rebuild_warehouse", { conf: {} }), 403, "dag_not_granted");
-  expectProblem(assert, await trigger(await as({ sub: "ci" }), "refresh_dashboards", { conf: {} }), 403, "dag_not_granted");
-  expectProblem(assert, await trigger(await as({ sub: "ci" }), "no_such_dag", { conf: {} }), 403, "dag_not_granted");
+  expectProblem(assert, await trigger(await as({ sub: "ai-agent", client_id: "ai-agent" }), "rebuild_warehouse", { conf: {} }), 403, "dag_not_granted");
+  expectProblem(assert, await trigger(await as({ sub: "ci", client_id: "ci" }), "refresh_dashboards", { conf: {} }), 403, "dag_not_granted");
+  expectProblem(assert, await trigger(await as({ sub: "ci", client_id: "ci" }), "no_such_dag", { conf: {} }), 403, "dag_not_granted");
   expectProblem(assert, await trigger(await as({ sub: "u", groups: ["analytics"] }), "refresh_dashboards", {}), 403, "role_not_allowed");
   assert.equal(airflowState.runs.length, before);
   // A grant without a schema passes any object conf.
-  const free = await trigger(await as({ sub: "ci" }), "gateway_smoke_test", { conf: { anything: [1, { x: 2 }] } });
+  const free = await trigger(await as({ sub: "ci", client_id: "ci" }), "gateway_smoke_test", { conf: { anything: [1, { x: 2 }] } });
   assert.equal(free.status, 200, free.text);
 });
 
@@ -192,12 +198,26 @@ test("the Airflow login is cached, and renewed once when Airflow refuses it", as
   assert.equal(airflowState.logins, logins + 1);
 });
 
-test("the state of a run is read through the gateway", async () => {
-  const answer = await gateway.send("GET", "/dags/refresh_dashboards/runs/manual__1", { headers: await as({ sub: "ai-agent" }) });
+test("a caller reads the state of its own runs; another caller's run needs a read_others_runs grant", async () => {
+  const agent = await as({ sub: "ai-agent", client_id: "ai-agent" });
+  const started = await trigger(agent, "refresh_dashboards", { conf: { dashboard: "revenue" } });
+  assert.equal(started.status, 200, started.text);
+  const runId = started.json.dag_run_id;
+  assert.match(runId, /^airgate__[0-9a-f]{16}__[0-9a-f]{32}$/);
+  const path = `/dags/refresh_dashboards/runs/${encodeURIComponent(runId)}`;
+  const answer = await gateway.send("GET", path, { headers: agent });
   assert.equal(answer.status, 200, answer.text);
   assert.equal(answer.json.state, "success");
+  assert.deepEqual(answer.json.conf, { dashboard: "revenue" });
   assert.equal(answer.log.route, "run-status");
-  const denied = await gateway.send("GET", "/dags/rebuild_warehouse/runs/manual__1", { headers: await as({ sub: "ai-agent" }) });
+  // A data engineer holds a grant for the DAG, but not for the agent's run (its conf included).
+  const engineer = await as({ sub: "de-reader", groups: ["data-engineering"] });
+  const before = airflow.state.requests.length;
+  expectProblem(assert, await gateway.send("GET", path, { headers: engineer }), 403, "run_not_owned");
+  // Runs started outside the gateway belong to nobody's prefix: also refused.
+  expectProblem(assert, await gateway.send("GET", "/dags/refresh_dashboards/runs/manual__1", { headers: agent }), 403, "run_not_owned");
+  assert.equal(airflow.state.requests.length, before, "refused before Airflow is asked");
+  const denied = await gateway.send("GET", `/dags/rebuild_warehouse/runs/${runId}`, { headers: agent });
   expectProblem(assert, denied, 403, "dag_not_granted");
 });
 

@@ -1,20 +1,20 @@
 // The DAG trigger gateway's upstream step: POST /dags/{dag_id}/runs {conf} → Airflow
-// POST /api/v2/dags/{dag_id}/dagRuns {"logical_date": null, conf}, and GET of one run's state.
-// The caller's role must hold a grant for the dag_id; a grant may pin a JSON schema for conf.
+// POST /api/v2/dags/{dag_id}/dagRuns {"dag_run_id", "logical_date": null, conf}, and GET of one run.
+// The caller's role must hold a grant for the dag_id (checked before any rate-limit token is
+// spent); a grant may pin a JSON schema for conf. Runs belong to their caller: the gateway names
+// each run `airgate__<sha256(subject)[:16]>__<suffix>`, and a run read needs that prefix or a grant
+// with `read_others_runs`. With an Idempotency-Key the suffix derives from (subject, dag, key), so
+// even a lost in-flight marker cannot start a second run: Airflow refuses a run id twice (409).
 // The Airflow credential is UPSTREAM_CREDENTIAL (a static bearer token) or, if that is not bound,
 // a JWT from Airflow's POST /auth/token with AIRFLOW_USERNAME / AIRFLOW_PASSWORD, cached in module
 // scope until 60 s before it expires (one fetch at a time, dropped after a 401).
 import { GatewayError, sha256hex, within } from "./problem.js";
 import { validate } from "./schema.js";
-import { callUpstream, forwardHeaders } from "./proxy.js";
+import { callUpstream, forwardHeaders, base } from "./proxy.js";
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 let airflowToken = null; // {value, until}
 let tokenPending = null; // {promise, at}
-
-function base(config) {
-  return config.upstream.url.replace(/\/+$/, "");
-}
 
 // Airflow's API sits behind Access on the tunnel: every call presents the Worker's own service token.
 function viaTunnel(env, headers) {
@@ -76,6 +76,8 @@ async function callAirflow(ctx, method, path, body) {
   if (body !== undefined) headers.set("content-type", "application/json");
   for (let attempt = 0; ; attempt++) {
     headers.set("authorization", await airflowCredential(ctx, attempt > 0));
+    // Under an idempotency lease, no call may start that could outlive it.
+    if (Date.now() + ctx.timeoutMs > ctx.deadline) throw new GatewayError("upstream_timeout", "no time left in the lease");
     const answer = await callUpstream(base(ctx.config) + path, { method, headers, body }, ctx.timeoutMs);
     // A cached login token may have been revoked or expired early: log in again once.
     if (answer.status === 401 && attempt === 0 && !ctx.env.UPSTREAM_CREDENTIAL) continue;
@@ -90,13 +92,33 @@ function toResponse(stored, requestId, replayed) {
   return new Response(stored.body, { status: stored.status, headers });
 }
 
-function grantedSchemas(ctx, dagId) {
+const runsPath = (dagId) => `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns`;
+const ownerOf = async (ctx) => `airgate__${(await sha256hex(ctx.identity.subject)).slice(0, 16)}__`;
+
+// Before any token is spent: the DAG grant, and for a run read, that the run is the caller's own
+// (or a held grant says `read_others_runs`).
+export async function check(ctx) {
+  const { dag_id: dagId, run_id: runId } = ctx.params;
+  if (dagId === undefined) return;
   const grants = Object.hasOwn(ctx.policy.dags, dagId) ? ctx.policy.dags[dagId] : {};
   const held = ctx.identity.roles.filter((role) => Object.hasOwn(grants, role));
   if (!held.length) throw new GatewayError("dag_not_granted");
-  return held.map((role) => grants[role].conf_schema);
+  ctx.schemas = held.map((role) => grants[role].conf_schema);
+  if (runId !== undefined && !held.some((role) => grants[role].read_others_runs) && !runId.startsWith(await ownerOf(ctx))) {
+    throw new GatewayError("run_not_owned");
+  }
 }
 
+// JSON with every number exact: a non-finite one (1e400 parses to Infinity, which JSON.stringify
+// sends as null) or an integer beyond ±(2^53 − 1) (silently rounded) is refused.
+function parseExact(text) {
+  return JSON.parse(text || "{}", (key, value) => {
+    if (typeof value === "number" && (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value)))) {
+      throw new GatewayError("conf_number_unsafe", `${key || "a number"} is not exactly representable`);
+    }
+    return value;
+  });
+}
 
 async function durable(ctx, call) {
   try {
@@ -110,10 +132,10 @@ async function durable(ctx, call) {
 }
 
 async function trigger(ctx, dagId) {
-  const schemas = grantedSchemas(ctx, dagId);
+  const schemas = ctx.schemas;
   let payload;
   try {
-    payload = JSON.parse(new TextDecoder().decode(await new Response(await ctx.body()).arrayBuffer()) || "{}");
+    payload = parseExact(new TextDecoder().decode(await ctx.bytes()));
   } catch (error) {
     if (error instanceof GatewayError) throw error;
     throw new GatewayError("invalid_body", "not JSON");
@@ -131,18 +153,33 @@ async function trigger(ctx, dagId) {
     const errors = schemas.map((schema) => validate(schema, conf));
     if (!errors.includes(null)) throw new GatewayError("conf_schema_violation", errors[0]);
   }
-  const body = JSON.stringify({ logical_date: null, conf });
-  const path = `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns`;
   const key = ctx.request.headers.get("idempotency-key");
-  if (key === null) return toResponse(await callAirflow(ctx, "POST", path, body), ctx.requestId);
-  if (!IDEMPOTENCY_KEY.test(key)) throw new GatewayError("invalid_request", "bad Idempotency-Key");
+  if (key !== null && !IDEMPOTENCY_KEY.test(key)) throw new GatewayError("invalid_request", "bad Idempotency-Key");
+  const owner = await ownerOf(ctx);
+  const suffix = key === null ? crypto.randomUUID().replace(/-/g, "") : (await sha256hex(`${ctx.identity.subject}\n${dagId}\n${key}`)).slice(0, 32);
+  const runId = owner + suffix;
+  const body = JSON.stringify({ dag_run_id: runId, logical_date: null, conf });
+  const path = runsPath(dagId);
+  // Worst case of one attempt: login, call, 401, login again, call (each up to the timeout, each
+  // login wait 1 s longer), plus a margin for the Durable Object round trips.
+  const leaseMs = 4 * ctx.timeoutMs + 2000 + 5000;
+  ctx.deadline = Date.now() + leaseMs - 5000;
+  const post = async () => {
+    const stored = await callAirflow(ctx, "POST", path, body);
+    if (stored.status !== 409 || key === null) return stored;
+    // The run id exists: this key's run was started by an attempt whose answer was lost.
+    const found = await callAirflow(ctx, "GET", `${path}/${encodeURIComponent(runId)}`);
+    ctx.reason = "idempotent_replay";
+    return found.status === 200 ? found : stored;
+  };
+  if (key === null) return toResponse(await post(), ctx.requestId);
 
   const namespace = ctx.env.IDEMPOTENCY;
   const stub = namespace.get(namespace.idFromName(`${ctx.identity.subject}\n${dagId}\n${key}`));
   const send = (action, data) => () =>
     stub.fetch(`https://idempotency${action}`, { method: "POST", body: JSON.stringify(data) });
   const fingerprint = await sha256hex(body);
-  const begun = await durable(ctx, send("/begin", { fingerprint, lease_ms: ctx.timeoutMs * 2 + 5000 }));
+  const begun = await durable(ctx, send("/begin", { fingerprint, lease_ms: leaseMs }));
   if (begun?.state === "done") {
     ctx.reason = "idempotent_replay";
     ctx.upstreamStatus = null;
@@ -152,7 +189,7 @@ async function trigger(ctx, dagId) {
   if (begun?.state === "busy") throw new GatewayError("idempotency_in_progress");
   let stored;
   try {
-    stored = await callAirflow(ctx, "POST", path, body);
+    stored = await post();
   } catch (error) {
     // Nothing to replay: let a retry with the same key try again.
     if (begun) await durable(ctx, send("/complete", {})).catch(() => {});
@@ -162,17 +199,17 @@ async function trigger(ctx, dagId) {
     const final = stored.status < 500 && stored.status !== 429 && stored.status !== 401;
     await durable(ctx, send("/complete", final ? { response: stored } : {})).catch(() => {});
   }
-  return toResponse(stored, ctx.requestId);
+  return toResponse(stored, ctx.requestId, ctx.reason === "idempotent_replay");
 }
 
 export async function dagTriggerHandler(ctx) {
   const { dag_id: dagId, run_id: runId } = ctx.params;
   const method = ctx.request.method;
+  ctx.deadline = Infinity;
   if (dagId && runId === undefined && method === "POST") return trigger(ctx, dagId);
   if (dagId && runId !== undefined && (method === "GET" || method === "HEAD")) {
-    grantedSchemas(ctx, dagId);
-    const path = `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(runId)}`;
-    return toResponse(await callAirflow(ctx, "GET", path), ctx.requestId);
+    return toResponse(await callAirflow(ctx, "GET", `${runsPath(dagId)}/${encodeURIComponent(runId)}`), ctx.requestId);
   }
   throw new GatewayError("no_route");
 }
+dagTriggerHandler.check = check;

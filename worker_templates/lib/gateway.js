@@ -8,9 +8,10 @@
 // a plain-text binding may lower it): a revocation or kill switch written to KV is enforced within
 // KV's propagation (up to ~60 s) plus that TTL. If it cannot be read, the last copy is used; with no
 // copy at all, 503.
-import { GatewayError, problem, hex, sha256hex } from "./problem.js";
+import { GatewayError, problem, hex, sha256hex, readCapped } from "./problem.js";
 import { normalisePath, formatPath, evaluate, params } from "./path.js";
 import { identify } from "./identity.js";
+import { refuseOverrides } from "./proxy.js";
 
 const DEFAULT_CONTROL_TTL_S = 10;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -94,125 +95,226 @@ function traceparentFor(incoming) {
   return valid ? `00-${match[2]}-${randomHex(8)}-${match[4]}` : `00-${randomHex(16)}-${randomHex(8)}-01`;
 }
 
-async function readBody(request, max) {
-  if (!request.body) return new ArrayBuffer(0);
-  const reader = request.body.getReader();
-  const chunks = [];
-  for (let size = 0; ; ) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      reader.cancel().catch(() => {});
-      throw new GatewayError("body_too_large", `the body exceeds ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  return new Blob(chunks).arrayBuffer();
-}
-
-// Rate limiting: the bucket lives in a Durable Object per (subject, route). An isolate may lease
-// several tokens at once, sized by how many requests it saw for that key in the last second (one
-// for a quiet caller, so limits stay exact), and spends them locally for at most LEASE_MS. Leased
-// tokens are taken from the bucket, so the limit is never exceeded; at worst one lease of unused
-// tokens (under a second of that caller's traffic) expires unspent.
+// Rate limiting: the bucket lives in a Durable Object per key ((subject, route), or a client address
+// for failed authentications). An isolate may lease several tokens at once, sized by how many
+// requests it saw for that key in the last second (one for a quiet caller, so limits stay exact),
+// and spends them locally for at most LEASE_MS. Leased tokens are taken from the bucket, so the
+// limit is never exceeded; at worst one lease of unused tokens expires unspent. An empty bucket is
+// remembered until the Durable Object said it refills, so a flood of 429s costs no call at all.
 const LEASE_MS = 1000;
 const leases = new Map();
+const AUTH_FAILURES = { requests: 300, per_seconds: 60 };
+
+const limited = (limit, ms) =>
+  new GatewayError("rate_limited", `over ${limit.requests} per ${limit.per_seconds} s`, { retryAfter: Math.max(1, Math.ceil(ms / 1000)) });
+
+function leaseOf(key, now) {
+  let lease = leases.get(key);
+  if (!lease) {
+    if (leases.size > 10000) leases.clear();
+    leases.set(key, (lease = { tokens: 0, until: 0, hits: 0, last: 0, window: now + 1000, empty: 0 }));
+  }
+  return lease;
+}
 
 function spend(lease, now) {
   if (lease.tokens >= 1 && now < lease.until) return lease.tokens-- > 0;
 }
 
-async function rateLimit(env, policy, subject, route) {
-  const limit = route.rate_limit;
-  const key = `${subject}\n${route.name}`;
+// Throws 429 while the bucket is remembered empty (no Durable Object call).
+function refuseIfEmpty(key, limit) {
+  const wait = (leases.get(key)?.empty || 0) - Date.now();
+  if (wait > 0) throw limited(limit, wait);
+}
+
+async function rateLimit(env, policy, key, limit) {
   const now = Date.now();
-  let lease = leases.get(key);
-  if (!lease) {
-    if (leases.size > 10000) leases.clear();
-    leases.set(key, (lease = { tokens: 0, until: 0, hits: 0, last: 0, window: now + 1000 }));
-  }
+  const lease = leaseOf(key, now);
   if (now > lease.window) [lease.last, lease.hits, lease.window] = [lease.hits, 0, now + 1000];
   lease.hits++;
   if (spend(lease, now)) return null;
+  refuseIfEmpty(key, limit);
   const want = Math.max(1, Math.min(lease.last, Math.floor(limit.requests / 10)));
   let answer;
   try {
     const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(key));
     answer = await stub.fetch(`https://rate-limiter/take?requests=${limit.requests}&per=${limit.per_seconds}&want=${want}`);
   } catch {}
+  const count = Number(await answer?.text());
   if (answer?.status === 200) {
-    lease.tokens = (Date.now() < lease.until ? lease.tokens : 0) + Number(await answer.text());
+    lease.tokens = (Date.now() < lease.until ? lease.tokens : 0) + count;
     lease.until = Date.now() + LEASE_MS;
   }
   if (spend(lease, Date.now())) return null;
   if (answer?.status === 429) {
-    const retryAfter = Number(answer.headers.get("retry-after")) || 1;
-    throw new GatewayError("rate_limited", `over ${limit.requests} per ${limit.per_seconds} s`, { retryAfter });
+    lease.empty = Date.now() + count;
+    throw limited(limit, count);
   }
   if (policy.limits.durable_objects_fail_open) return "fail_open";
   throw new GatewayError("durable_object_unavailable");
 }
 
+// The body, counted as it streams whatever Content-Length says. A declared length (already ≤ max)
+// is kept for the upstream (FixedLengthStream, workerd); otherwise the body is read into memory
+// first, which never holds more than `max` bytes.
+function bodyOf(ctx, request, max, declared) {
+  if (declared === null) return (ctx.read ??= readCapped(request.body, max));
+  let size = 0;
+  const counted = request.body.pipeThrough(
+    new TransformStream({
+      transform(chunk, controller) {
+        if ((size += chunk.byteLength) <= max) return controller.enqueue(chunk);
+        controller.error((ctx.bodyError = new GatewayError("body_too_large", `the body exceeds ${max} bytes`)));
+      },
+    }),
+  );
+  return typeof FixedLengthStream === "function" ? counted.pipeThrough(new FixedLengthStream(Number(declared))) : counted;
+}
+
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+// Method, path, route and (for the trigger gateway) the DAG grant: the decision the Python
+// reference (infra/policy/evaluate.py) makes for routes, shared by real requests and
+// /.airgate/decision. Throws the refusal; returns the route.
+async function decide(ctx, method, rawPath, check) {
+  if (!METHODS.includes(method)) throw new GatewayError("invalid_method", `${method} is not served`);
+  ctx.path = normalisePath(rawPath);
+  const verdict = evaluate(ctx.policy, method, ctx.path, ctx.identity.roles);
+  ctx.route = verdict.route;
+  if (verdict.decision !== "allow") throw new GatewayError(verdict.decision, undefined, { allow: verdict.allow });
+  ctx.params = params(ctx.route.segments, ctx.path);
+  ctx.method = method;
+  await check?.(ctx);
+  return ctx.route;
+}
+
+// GET /.airgate/decision?method=M&path=P: the decision this gateway would make for the caller's own
+// identity (README: "The decision endpoint"). Never forwards, spends a token or triggers anything.
+async function decisionAnswer(ctx, query, check, revoked) {
+  const method = query.get("method");
+  const raw = query.get("path");
+  if (!/^[A-Z]{1,16}$/.test(method || "") || !raw?.startsWith("/")) {
+    throw new GatewayError("invalid_request", "give ?method=<METHOD>&path=<url-encoded path starting with />");
+  }
+  {
+    let decision = "allow";
+    try {
+      await decide(ctx, method, new URL("https://gateway" + raw).pathname, check);
+    } catch (error) {
+      if (!(error instanceof GatewayError)) throw error;
+      decision = error.reason;
+    }
+    const body = {
+      gateway: ctx.policy.gateway,
+      policy_version: ctx.policyVersion,
+      subject: ctx.identity.subject,
+      roles: ctx.identity.roles,
+      method,
+      path: ctx.path ? formatPath(ctx.path) : raw,
+      decision,
+      status: decision === "allow" ? 200 : new GatewayError(decision).status,
+      route: ctx.route?.name ?? null,
+      rate_limit: ctx.route?.rate_limit ?? null,
+    };
+    if (ctx.params?.dag_id !== undefined) body.dag_id = ctx.params.dag_id;
+    if (revoked) body.revoked = true;
+    return Response.json(body, { headers: { "cache-control": "no-store", "x-request-id": ctx.requestId } });
+  }
+}
+
 export function createGateway({ build, verifierFactory, upstreamHandler }) {
-  async function handle(request, env, record, ctx) {
+  async function handle(request, env, record) {
     const config = configOf(env, verifierFactory);
-    // Cold isolate: fetch the key set (and below, the control list) while other reads are in flight.
-    // Awaited here: I/O started by one request must not be left for another to finish.
-    const [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure().catch(() => {})]);
+    const kv = env.POLICY;
+    // Cold isolate: read the key set (KV, else the IdP) and, below, the control list while the
+    // policy is read. Awaited here: I/O started by one request must not be left for another.
+    const [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure(kv).catch(() => {})]);
     const limits = policy.limits;
-    if (headerBytes(request.headers) > limits.max_header_bytes) {
+    const headers = request.headers;
+    if (headerBytes(headers) > limits.max_header_bytes) {
       throw new GatewayError("headers_too_large", `request headers exceed ${limits.max_header_bytes} bytes`);
     }
+    // RFC 9112 §6.1: a message with both is a smuggling attempt as often as not; refuse it.
+    if (headers.has("transfer-encoding") && headers.has("content-length")) {
+      throw new GatewayError("ambiguous_body_length", "Content-Length together with Transfer-Encoding");
+    }
+    // RFC 9110 §10.1.1: the one expectation we meet is 100-continue (answered by the runtime; the
+    // header itself is never forwarded); any other → 417.
+    const expect = headers.get("expect");
+    if (expect !== null && expect.trim().toLowerCase() !== "100-continue") throw new GatewayError("expectation_failed");
     const url = new URL(request.url);
-    const path = normalisePath(url.pathname);
-    record.path = formatPath(path);
-
-    const controlled = loadControl(env, config.controlTtlMs);
-    controlled.catch(() => {});
-    const claims = await config.verifier.authenticate(request, limits);
-    const { revoked, disabled } = await controlled;
-    const identity = identify(claims, config.verifier.mode, policy, config.identity, config.accessClients);
-    record.subject = identity.subject;
-    if (identity.ids.some((id) => revoked.has(id))) throw new GatewayError("subject_revoked");
-    identity.roles = identity.roles.filter((role) => !disabled.has(role));
-    record.roles = identity.roles;
-
-    const verdict = evaluate(policy, request.method, path, identity.roles);
-    if (verdict.route) record.route = verdict.route.name;
-    if (verdict.decision !== "allow") {
-      throw new GatewayError(verdict.decision);
-    }
-    const route = verdict.route;
-
-    const max = limits.max_body_bytes;
-    const declared = request.headers.get("content-length");
-    if (declared !== null && Number(declared) > max) {
-      throw new GatewayError("body_too_large", `the body exceeds ${max} bytes`);
-    }
-    const limited = await rateLimit(env, policy, identity.subject, route);
-    if (limited) record.durable_objects = limited;
-
-    const handlerCtx = {
-      request, env, config, policy, route, url, path, identity,
-      params: params(route.segments, path),
+    refuseOverrides(headers, url);
+    const ctx = {
+      request, env, config, policy, url,
+      identity: { roles: [] },
       requestId: record.request_id,
       traceparent: record.traceparent,
       policyVersion: env.POLICY_VERSION,
       timeoutMs: config.upstream.timeout_ms || limits.upstream_timeout_ms || 10000,
-      // The body, read once (at most max_body_bytes); or streamed when its length was declared.
-      body: () => (declared !== null ? request.body : (read ??= readBody(request, max))),
     };
-    let read;
-    const response = await upstreamHandler(handlerCtx);
+    const incoming = headers.get("traceparent");
+    if (incoming && incoming.toLowerCase().includes(record.traceparent.slice(3, 35))) ctx.tracestate = headers.get("tracestate");
+    const asked = url.pathname === "/.airgate/decision" && request.method === "GET";
+    if (!asked) {
+      if (!METHODS.includes(request.method)) throw new GatewayError("invalid_method", `${request.method} is not served`);
+      record.path = formatPath(normalisePath(url.pathname));
+    }
+
+    const controlled = loadControl(env, config.controlTtlMs);
+    controlled.catch(() => {});
+    // Failed authentications are limited per client address, so a flood of bad tokens costs a
+    // remembered-empty check, not a signature check each.
+    const address = `\nauth\n${headers.get("cf-connecting-ip") || "unknown"}`;
+    const authLimit = limits.auth_failures || AUTH_FAILURES;
+    refuseIfEmpty(address, authLimit);
+    let claims;
+    try {
+      claims = await config.verifier.authenticate(request, limits, kv);
+    } catch (error) {
+      if (error?.status === 401) {
+        await rateLimit(env, policy, address, authLimit).catch((limit) => {
+          if (limit.reason === "rate_limited") throw limit;
+        });
+      }
+      throw error;
+    }
+    const { revoked, disabled } = await controlled;
+    const identity = (ctx.identity = identify(claims, config.verifier.mode, policy, config.identity, config.accessClients));
+    record.subject = identity.subject;
+    const isRevoked = identity.ids.some((id) => revoked.has(id));
+    identity.roles = isRevoked ? [] : identity.roles.filter((role) => !disabled.has(role));
+    record.roles = identity.roles;
+    if (asked) {
+      record.reason = "decision_query";
+      return decisionAnswer(ctx, url.searchParams, upstreamHandler.check, isRevoked);
+    }
+    if (isRevoked) throw new GatewayError("subject_revoked");
+
+    try {
+      await decide(ctx, request.method, url.pathname, upstreamHandler.check);
+    } finally {
+      if (ctx.route) record.route = ctx.route.name;
+    }
+    const route = ctx.route;
+    const max = limits.max_body_bytes;
+    const declared = headers.get("content-length");
+    if (declared !== null && !(Number(declared) <= max)) {
+      throw new GatewayError("body_too_large", `the body exceeds ${max} bytes`);
+    }
+    const limitedBy = await rateLimit(env, policy, `${identity.subject}\n${route.name}`, route.rate_limit);
+    if (limitedBy) record.durable_objects = limitedBy;
+
+    ctx.bytes = () => readCapped(request.body, max);
+    ctx.body = () => bodyOf(ctx, request, max, declared);
+    const response = await upstreamHandler(ctx);
     record.decision = "allow";
-    record.reason = handlerCtx.reason || "allowed";
-    record.upstream_status = handlerCtx.upstreamStatus ?? null;
+    record.reason = ctx.reason || "allowed";
+    record.upstream_status = ctx.upstreamStatus ?? null;
     return response;
   }
 
   return {
-    async fetch(request, env, ctx) {
+    async fetch(request, env) {
       const started = Date.now();
       const record = {
         time: new Date(started).toISOString(),
@@ -234,7 +336,8 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       };
       let response;
       try {
-        response = await handle(request, env, record, ctx);
+        response = await handle(request, env, record);
+        if (record.reason === "decision_query") record.decision = "query";
       } catch (error) {
         const failure = error instanceof GatewayError ? error : new GatewayError("internal_error");
         record.decision = failure.status >= 500 ? "error" : "deny";

@@ -1,6 +1,7 @@
 // Durable Object: one idempotency key (scoped to subject and DAG by the caller's idFromName).
-// POST /begin {fingerprint} → {state:"proceed"} for the first caller; every concurrent or later
-// caller waits for (or reads) the stored outcome: {state:"done", response}. POST /complete stores
+// POST /begin {fingerprint, lease_ms} → {state:"proceed"} for the first caller, with the in-flight
+// marker written to storage; every concurrent or later caller waits for (or reads) the stored
+// outcome: {state:"done", response}, or {state:"busy"} if the lease ends first. POST /complete stores
 // the outcome for 24 h; POST /complete without a response forgets an attempt that must not be
 // replayed (Airflow failed or was not reached), so a retry with the same key tries again.
 const TTL_MS = 24 * 60 * 60 * 1000;
@@ -48,12 +49,16 @@ export class IdempotencyStore {
         if (outcome) return reply("done", outcome);
         return reply("busy");
       }
-      this.record = { fingerprint: body.fingerprint, inflight: Date.now() + body.lease_ms };
+      // Durable before the caller may proceed (the output gate holds the reply until the write is
+      // confirmed), so a restarted object still knows a call is in flight until the lease ends.
+      this.record = { fingerprint: body.fingerprint, inflight: Date.now() + body.lease_ms, expires: Date.now() + TTL_MS };
+      await this.state.storage.put("record", this.record);
       return reply("proceed");
     }
     // /complete {response}: store the outcome for 24 h; without a response, forget the attempt.
     if (!body.response) {
       this.record = null;
+      await this.state.storage.delete("record");
       this.settle(null);
       return reply();
     }

@@ -1,19 +1,33 @@
-// Authentication: find the one credential of the gateway's mode, verify it with jose against the
-// issuer's key set, and map the verified claims to roles.
+// Authentication: find the one credential of the gateway's mode, verify its JWS signature with
+// WebCrypto against the issuer's key set, check the claims, and map only verified claims to roles.
 //
-// Key set: module scope, one fetch at a time (single flight). A token whose `kid` is not in the
-// cached set triggers a refresh at most once per `jwks_refresh_cooldown_seconds`, so random kids
-// cannot flood the IdP. A set older than MAX_AGE_MS is refreshed on use; if that fails the cached
-// set is kept. Nothing cached and the IdP unreachable → 503 (fail closed); while nothing is cached,
-// attempts are spaced at least EMPTY_RETRY_MS apart. Only `kid`/`alg` of a token's header choose a
-// key: `jku`, `x5u`, `jwk` and `x5c` are never read.
-import { compactVerify } from "jose";
-import { GatewayError, within } from "./problem.js";
+// Key set: module scope, one fetch at a time (single flight), the response capped at JWKS_MAX_BYTES.
+// A cold isolate first reads the copy in KV (`jwks:<sha256(issuer)[:16]>` in the POLICY namespace:
+// {fetched_at, keys}), so it need not call the identity provider; every fetch from the provider
+// writes that copy back. A set older than MAX_AGE_MS is refreshed on use; if that fails the set is
+// kept, but never past MAX_STALE_MS after it was fetched: older keys stop being trusted (503).
+// A token whose `kid` is not in the set triggers a refresh at most once per
+// `jwks_refresh_cooldown_seconds`, so random kids cannot flood the IdP. Nothing cached and the IdP
+// unreachable → 503 (fail closed); attempts are then spaced at least EMPTY_RETRY_MS apart.
+// Only `kid`/`alg` of a token's header choose a key: `jku`, `x5u`, `jwk` and `x5c` are never read,
+// and a header with `crit` (RFC 7515 §4.1.11: extensions we do not understand) is refused.
+import { GatewayError, within, readCapped, sha256hex } from "./problem.js";
 
 const MAX_AGE_MS = 10 * 60 * 1000;
+const MAX_STALE_MS = 60 * 60 * 1000;
 const EMPTY_RETRY_MS = 1000;
 const FETCH_TIMEOUT_MS = 5000;
 const STALE_MS = FETCH_TIMEOUT_MS + 1000;
+const JWKS_MAX_BYTES = 64 * 1024;
+const B64URL = /^[A-Za-z0-9_-]*$/;
+// Verified tokens, by their full text (a key of signature alone would let a forged payload ride a
+// valid signature), until min(exp, TOKEN_CACHE_MS). Revocation is still checked on every request.
+const TOKEN_CACHE_MS = 60 * 1000;
+const TOKEN_CACHE_SIZE = 1000;
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+const bytes = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+const parse = (data) => JSON.parse(decoder.decode(data));
 
 async function fetchJson(url) {
   const response = await fetch(url, {
@@ -21,18 +35,22 @@ async function fetchJson(url) {
     signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
   });
   if (!response.ok) throw new Error();
-  return response.json();
+  return parse(await readCapped(response.body, JWKS_MAX_BYTES));
 }
 
-// A public JWK as a WebCrypto verification key for `alg` (RS*, PS*, ES*).
-function importKey({ kty, n, e, crv, x, y }, alg) {
+// RS*, PS*, ES*: the WebCrypto parameters for importing the JWK and verifying with it.
+function algorithmOf(alg) {
   const bits = alg.slice(2);
-  const algorithm = {
-    R: { name: "RSASSA-PKCS1-v1_5", hash: `SHA-${bits}` },
-    P: { name: "RSA-PSS", hash: `SHA-${bits}` },
-    E: { name: "ECDSA", namedCurve: bits === "512" ? "P-521" : `P-${bits}` },
+  const hash = `SHA-${bits}`;
+  return {
+    R: { name: "RSASSA-PKCS1-v1_5", hash },
+    P: { name: "RSA-PSS", hash, saltLength: bits / 8 },
+    E: { name: "ECDSA", hash, namedCurve: bits === "512" ? "P-521" : `P-${bits}` },
   }[alg[0]];
-  return crypto.subtle.importKey("jwk", { kty, n, e, crv, x, y }, algorithm, false, ["verify"]).catch(() => {
+}
+
+function importKey({ kty, n, e, crv, x, y }, alg) {
+  return crypto.subtle.importKey("jwk", { kty, n, e, crv, x, y }, algorithmOf(alg), false, ["verify"]).catch(() => {
     throw new GatewayError("token_key_unknown", "unusable key");
   });
 }
@@ -60,38 +78,55 @@ export class KeySet {
     return this.discovered;
   }
 
+  use(keys, fetchedAt) {
+    this.local = keys;
+    this.imported = new Map();
+    this.fetchedAt = fetchedAt;
+  }
+
   // Single flight. A request that awaits a fetch another request started waits at most STALE_MS
   // (that request may have been cancelled, and its I/O with it); after that a new fetch may start.
-  refresh() {
+  refresh(kv) {
     const now = Date.now();
     if (!this.pending || now - this.attemptedAt > STALE_MS) {
       this.attemptedAt = now;
-      const pending = (this.pending = this.load().finally(() => {
+      const pending = (this.pending = this.load(kv).finally(() => {
         if (this.pending === pending) this.pending = null;
       }));
     }
     return within(this.pending, STALE_MS);
   }
 
-  async load() {
+  async load(kv) {
     try {
       const jwks = await fetchJson(await this.jwksUrl());
       if (!Array.isArray(jwks?.keys)) throw new Error();
-      this.local = jwks.keys;
-      this.imported = new Map();
-      this.fetchedAt = Date.now();
+      this.use(jwks.keys, Date.now());
+      await kv
+        ?.put(this.kvKey, JSON.stringify({ fetched_at: Math.floor(this.fetchedAt / 1000), keys: jwks }), {
+          expirationTtl: MAX_STALE_MS / 1000,
+        })
+        .catch(() => {});
     } catch {
-      // kept keys (if any) stay in use; callers decide between 401 and 503
+      // kept keys (if any) stay in use until MAX_STALE_MS; callers decide between 401 and 503
     }
   }
 
-  async ensure() {
+  async ensure(kv) {
     const now = Date.now();
+    this.kvKey ??= "jwks:" + (await sha256hex(this.config.issuer)).slice(0, 16);
+    if (!this.local && kv && !this.kvRead) {
+      this.kvRead = true;
+      const stored = await kv.get(this.kvKey, "json").catch(() => null);
+      const at = stored?.fetched_at * 1000;
+      if (Array.isArray(stored?.keys?.keys) && now - at < MAX_STALE_MS && !this.local) this.use(stored.keys.keys, at);
+    }
+    if (this.local && now - this.fetchedAt > MAX_STALE_MS) this.local = null;
     if (!this.local) {
-      if (this.pending || now - this.attemptedAt >= EMPTY_RETRY_MS) await this.refresh();
+      if (this.pending || now - this.attemptedAt >= EMPTY_RETRY_MS) await this.refresh(kv);
       if (!this.local) throw new GatewayError("keys_unavailable", "key set unreachable");
     } else if (now - this.fetchedAt > MAX_AGE_MS && now - this.attemptedAt >= this.cooldownMs) {
-      await this.refresh();
+      await this.refresh(kv);
     }
   }
 
@@ -108,34 +143,47 @@ export class KeySet {
     return this.imported.get(cacheKey);
   }
 
-  // jose calls this with the parsed protected header, after checking `alg` against the allow-list.
-  key = async (header) => {
-    await this.ensure();
+  async key(header, kv) {
+    await this.ensure(kv);
     try {
       return await this.select(header);
     } catch (error) {
       if (error?.reason !== "token_key_unknown" || Date.now() - this.attemptedAt < this.cooldownMs) throw error;
-      await this.refresh();
+      await this.refresh(kv);
       return this.select(header);
     }
-  };
+  }
 }
 
-function joseReason(error) {
-  if (error instanceof GatewayError) return error;
-  const code = error?.code;
-  if (code === "ERR_JOSE_ALG_NOT_ALLOWED" || code === "ERR_JOSE_NOT_SUPPORTED") return new GatewayError("token_algorithm_not_allowed");
-  if (code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED") return new GatewayError("token_signature_invalid");
-  return new GatewayError("invalid_token", "malformed token");
+// RFC 7515 compact serialisation: header.payload.signature, each base64url without padding.
+// Returns the payload bytes once the signature verifies with an allowed algorithm.
+async function verifyJws(token, keys, algorithms, kv) {
+  const parts = token.split(".");
+  if (parts.length !== 3 || !parts.every((part) => B64URL.test(part))) throw new GatewayError("invalid_token", "malformed token");
+  let header, signature, payload;
+  try {
+    header = parse(bytes(parts[0]));
+    signature = bytes(parts[2]);
+    payload = bytes(parts[1]);
+  } catch {
+    throw new GatewayError("invalid_token", "malformed token");
+  }
+  if (typeof header?.alg !== "string" || !algorithms.includes(header.alg)) throw new GatewayError("token_algorithm_not_allowed");
+  if (header.crit !== undefined || header.b64 !== undefined) throw new GatewayError("invalid_token", "unsupported header");
+  const key = await keys.key(header, kv);
+  const data = new TextEncoder().encode(`${parts[0]}.${parts[1]}`);
+  if (!(await crypto.subtle.verify(algorithmOf(header.alg), key, signature, data).catch(() => false))) {
+    throw new GatewayError("token_signature_invalid");
+  }
+  return payload;
 }
 
-// The JWT claims checks (jose's compactVerify has checked the signature and algorithm; its
-// jwtVerify would add 2 KiB of bundle for the same rules): exp required, exp/nbf with leeway,
-// exact issuer, one of the configured audiences.
+// The JWT claims checks: exp required, exp/nbf with leeway, exact issuer, one of the configured
+// audiences.
 export function checkClaims(payload, options, now = Date.now() / 1000) {
   let claims;
   try {
-    claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
+    claims = parse(payload);
   } catch {}
   if (!claims || typeof claims !== "object" || Array.isArray(claims)) throw new GatewayError("invalid_token", "payload not an object");
   const { exp, nbf, iss, aud } = claims;
@@ -166,20 +214,21 @@ function verifier(config, mode, credentialOf) {
     audience: [].concat(config.audience),
     leeway: Math.min(Math.max(config.leeway_seconds ?? 30, 0), 60),
   };
-  const algorithms = { algorithms: config.algorithms?.length ? config.algorithms : ["RS256", "ES256"] };
+  const algorithms = config.algorithms?.length ? config.algorithms : ["RS256", "ES256"];
+  const verified = new Map();
   return {
     mode,
     keys,
-    async authenticate(request, limits) {
+    async authenticate(request, limits, kv) {
       const token = credentialOf(request.headers);
       if (token.length > limits.max_token_bytes) throw new GatewayError("token_too_large");
-      let verified;
-      try {
-        verified = await compactVerify(token, keys.key, algorithms);
-      } catch (error) {
-        throw joseReason(error);
-      }
-      return checkClaims(verified.payload, options);
+      const now = Date.now();
+      const hit = verified.get(token);
+      if (hit && now < hit.until) return hit.claims;
+      const claims = checkClaims(await verifyJws(token, keys, algorithms, kv), options);
+      if (verified.size >= TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value);
+      verified.set(token, { claims, until: Math.min(claims.exp * 1000, now + TOKEN_CACHE_MS) });
+      return claims;
     },
   };
 }
@@ -207,35 +256,43 @@ export function accessVerifier(config) {
   });
 }
 
-function values(claim) {
-  if (typeof claim === "string") return [claim];
-  return Array.isArray(claim) ? claim.filter((v) => typeof v === "string") : [];
-}
+const text = (value) => (typeof value === "string" && value ? value : null);
 
-// Verified claims → { subject, ids (every name the revocation list may use), roles }.
+// Verified claims → { subject, ids (every identifier that can grant a role: the revocation list
+// may name any of them), roles }. Only what the identity provider vouches for counts:
+// - an email: always in an Access JWT (Access authenticated it); in OIDC only with
+//   `email_verified: true` (OpenID Connect Core 1.0 §5.1);
+// - an OIDC client id: only on a client-credentials token, which carries `client_id` equal to `sub`
+//   (RFC 9068 §2.2: with no resource owner, `sub` identifies the client); a person's `sub` or a
+//   token's `azp` never names a client;
+// - an Access service token: its `common_name` (the client id Access verified), named by the stack.
+// A token without a usable subject (no `sub`, no service-token client id) is refused (401).
 export function identify(claims, mode, policy, identityConfig, accessClients) {
-  const groups = values(claims[identityConfig.roles_claim || "groups"]);
-  const email = typeof claims.email === "string" ? claims.email.toLowerCase() : null;
-  const clients = [];
+  const raw = claims[identityConfig.roles_claim || "groups"];
+  const groups = [].concat(raw ?? []).filter((g) => typeof g === "string");
+  const sub = text(claims.sub);
+  const email = mode === "access" || claims.email_verified === true ? text(claims.email)?.toLowerCase() : null;
+  let client = null;
   let tokenName = null;
   if (mode === "access") {
-    if (claims.common_name) tokenName = accessClients[claims.common_name] || null;
-  } else {
-    for (const key of ["sub", "client_id", "azp"]) if (typeof claims[key] === "string") clients.push(claims[key]);
+    client = text(claims.common_name);
+    tokenName = (client && Object.hasOwn(accessClients, client) && accessClients[client]) || null;
+  } else if (sub && claims.client_id === sub) {
+    client = sub;
   }
+  const subject = tokenName || sub || client;
+  if (!subject) throw new GatewayError("token_subject_missing", "no subject");
   const roles = [];
   for (const [name, role] of Object.entries(policy.roles)) {
     if (
       groups.some((g) => role.groups.includes(g)) ||
       (email && role.emails.includes(email)) ||
       (tokenName && role.service_tokens.includes(tokenName)) ||
-      clients.some((c) => role.oidc_clients.includes(c))
+      (mode === "oidc" && client && role.oidc_clients.includes(client))
     ) {
       roles.push(name);
     }
   }
-  const subject =
-    tokenName || (claims.sub ? String(claims.sub) : null) || email || claims.common_name || claims.client_id || "unknown";
-  const ids = [subject, claims.sub, email, claims.common_name, tokenName, claims.client_id].filter(Boolean);
+  const ids = [subject, sub, email, client, tokenName].filter(Boolean);
   return { subject, ids, roles: roles.sort() };
 }

@@ -69,14 +69,15 @@ export function params(pattern, path) {
 }
 
 // First route (most specific first) whose pattern matches and whose methods include `method`.
+// `allow` lists the methods of every route the path matched (the Allow header of a 405).
 export function evaluate(policy, method, path, roles) {
-  let pathMatched = false;
+  const allow = new Set();
   for (const route of policy.routes) {
     if (!matches(route.segments, path)) continue;
-    pathMatched = true;
+    route.methods.forEach((m) => allow.add(m));
     if (!route.methods.includes(method)) continue;
     if (route.roles.some((role) => roles.includes(role))) return { decision: "allow", route };
     return { decision: "role_not_allowed", route };
   }
-  return { decision: pathMatched ? "method_not_allowed" : "no_route", route: null };
+  return { decision: allow.size ? "method_not_allowed" : "no_route", route: null, allow: [...allow].join(", ") };
 }

@@ -5,7 +5,10 @@
 // reason → status; a retry can help exactly for 429 and 5xx. The title is the reason in words.
 const REASONS = {
   invalid_path: 400,
+  invalid_method: 400,
   invalid_request: 400,
+  override_refused: 400,
+  ambiguous_body_length: 400,
   missing_credential: 401,
   duplicate_credential: 401,
   invalid_token: 401,
@@ -18,16 +21,20 @@ const REASONS = {
   token_issuer_mismatch: 401,
   token_audience_mismatch: 401,
   token_claims_invalid: 401,
+  token_subject_missing: 401,
   subject_revoked: 403,
   no_role: 403,
   role_not_allowed: 403,
-  method_not_allowed: 403,
+  method_not_allowed: 405,
   dag_not_granted: 403,
+  run_not_owned: 403,
   no_route: 404,
   idempotency_key_reused: 422,
   body_too_large: 413,
+  expectation_failed: 417,
   invalid_body: 422,
   conf_schema_violation: 422,
+  conf_number_unsafe: 422,
   rate_limited: 429,
   headers_too_large: 431,
   token_too_large: 431,
@@ -60,23 +67,43 @@ export class GatewayError extends Error {
   }
 }
 
+// Every 401 shows the caller one reason, RFC 6750 §3.1 `invalid_token`: which check failed (issuer,
+// signature, key…) would help a forger, so the precise reason goes only to the decision line.
 export function problem(error, requestId) {
   const status = error.status;
+  const reason = status === 401 ? "invalid_token" : error.reason;
   const body = {
-    type: `urn:airgate:problem:${error.reason}`,
-    title: title(error.reason),
+    type: `urn:airgate:problem:${reason}`,
+    title: title(reason),
     status,
-    detail: error.detail,
+    detail: status === 401 ? "A valid bearer credential is required" : error.detail,
     request_id: requestId,
     retryable: status >= 500 || status === 429,
   };
   const headers = { "content-type": "application/problem+json", "cache-control": "no-store", "x-request-id": requestId };
   if (error.extra.retryAfter != null) headers["retry-after"] = String(error.extra.retryAfter);
-  if (status === 401) headers["www-authenticate"] = 'Bearer realm="airgate"';
+  if (error.extra.allow) headers.allow = error.extra.allow;
+  if (status === 401) headers["www-authenticate"] = 'Bearer realm="airgate", error="invalid_token"';
   return new Response(JSON.stringify(body), { status, headers });
 }
 
 // Waits for `promise` at most `ms`: a single-flight fetch started by another request may never settle.
 export const within = (promise, ms) => Promise.race([promise, new Promise((resolve) => setTimeout(resolve, ms))]);
 export const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+// Reads a stream into one buffer, refusing (GatewayError `reason`) as soon as it passes `max` bytes:
+// never more than `max` bytes are held, whatever a Content-Length said.
+export async function readCapped(stream, max, reason = "body_too_large") {
+  const chunks = [];
+  let size = 0;
+  if (stream) {
+    const reader = stream.getReader();
+    for (let part; !(part = await reader.read()).done; chunks.push(part.value)) {
+      if ((size += part.value.byteLength) > max) {
+        reader.cancel().catch(() => {});
+        throw new GatewayError(reason, `more than ${max} bytes`);
+      }
+    }
+  }
+  return new Uint8Array(await new Blob(chunks).arrayBuffer());
+}
 export const sha256hex = async (text) => hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));

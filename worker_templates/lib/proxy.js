@@ -1,13 +1,56 @@
-// The outbound gateway's upstream step: forward the normalised request with the upstream's own
-// credential, never the caller's.
+// The outbound gateway's upstream step and the header contract (README: "The gateway's header
+// contract"). Requests: the upstream receives only the end-to-end headers on DEFAULT_FORWARD, those
+// the stack adds (`forward_headers:` per gateway and route), and the gateway's own (identity, trace
+// context, request id, client address when configured, the upstream credential). Names compare
+// after lower-casing and mapping `_` to `-`, so `X_Airgate_Subject` is `x-airgate-subject`; only
+// the canonical spelling of an allowed name is forwarded. Responses: hop-by-hop headers are
+// stripped; upstream `Set-Cookie` and absolute `Location` follow the stack's `response:` settings.
 import { GatewayError } from "./problem.js";
 import { formatPath } from "./path.js";
 
-const HOP_BY_HOP = [
-  "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-  "trailer", "transfer-encoding", "upgrade", "host", "content-length",
-];
-const CALLER_CREDENTIALS = ["authorization", "cookie"];
+// RFC 9110 §12.5 (content negotiation), §13.1 (conditional requests), §14.2 (Range), §8.3/8.4/8.5
+// (representation metadata of the body), §10.1.5 (User-Agent).
+const DEFAULT_FORWARD = (
+  "accept accept-charset accept-encoding accept-language content-type content-encoding content-language " +
+  "if-match if-none-match if-modified-since if-unmodified-since if-range range user-agent"
+).split(" ");
+// Headers that ask an upstream to act on another method or path (Symfony, Rails, Express
+// method-override, IIS URL Rewrite): refused with 400 rather than silently dropped.
+const OVERRIDES = "x-http-method-override x-http-method x-method-override x-original-url x-rewrite-url x-original-method".split(" ");
+// RFC 9110 §7.6.1: hop-by-hop fields, plus any the Connection field names.
+const HOP_BY_HOP = "connection keep-alive proxy-authenticate proxy-authorization proxy-connection te trailer transfer-encoding upgrade".split(" ");
+
+export const canonical = (name) => name.toLowerCase().replace(/_/g, "-");
+
+export function refuseOverrides(headers, url) {
+  for (const [name] of headers) {
+    if (OVERRIDES.includes(canonical(name))) throw new GatewayError("override_refused", `${name} is not accepted`);
+  }
+  for (const [name] of url.searchParams) {
+    if (name.toLowerCase() === "_method") throw new GatewayError("override_refused", "_method is not accepted");
+  }
+}
+
+function allowedFor(policy, route) {
+  return (route.allow ??= new Set([...DEFAULT_FORWARD, ...(policy.headers?.forward || []), ...(route.forward_headers || [])]));
+}
+
+// The headers the upstream receives (see the module comment).
+export function forwardHeaders(incoming, ctx) {
+  const allowed = ctx.route ? allowedFor(ctx.policy, ctx.route) : new Set();
+  const headers = new Headers();
+  for (const [name, value] of incoming) if (allowed.has(name)) headers.append(name, value);
+  headers.set("x-request-id", ctx.requestId);
+  headers.set("traceparent", ctx.traceparent);
+  if (ctx.tracestate) headers.set("tracestate", ctx.tracestate);
+  headers.set("x-airgate-subject", ctx.identity.subject);
+  headers.set("x-airgate-roles", ctx.identity.roles.join(","));
+  headers.set("x-airgate-policy-version", ctx.policyVersion);
+  headers.set("x-airgate-route", ctx.route.name);
+  const address = ctx.request.headers.get("cf-connecting-ip");
+  if (ctx.policy.headers?.client_address && address) headers.set("x-forwarded-for", address);
+  return headers;
+}
 
 function dropped(headers) {
   const names = new Set(HOP_BY_HOP);
@@ -15,36 +58,32 @@ function dropped(headers) {
   return names;
 }
 
-// Request headers safe to forward: hop-by-hop, the caller's credentials, anything Cloudflare Access
-// added and anything that could pose as the gateway's own identity headers are removed.
-export function forwardHeaders(incoming, ctx) {
-  const drop = dropped(incoming);
+// An absolute Location: "rewrite" (default) turns one under the upstream's URL into the same
+// path on the gateway and drops any other; "drop" drops every absolute one; "forward" keeps it.
+function location(value, rule, base) {
+  if (!/^[a-z][a-z0-9+.-]*:|^\/\//i.test(value) || rule === "forward") return value;
+  if (rule !== "drop" && value.startsWith(base + "/")) return value.slice(base.length);
+  return null;
+}
+
+export function responseFrom(upstream, ctx) {
+  const drop = dropped(upstream.headers);
+  const rules = ctx.policy.headers || {};
   const headers = new Headers();
-  for (const [name, value] of incoming) {
-    if (drop.has(name) || CALLER_CREDENTIALS.includes(name)) continue;
-    if (name.startsWith("cf-access-") || name.startsWith("x-airgate-") || name === "traceparent") continue;
+  for (let [name, value] of upstream.headers) {
+    if (drop.has(name) || (name === "set-cookie" && rules.set_cookie !== "forward")) continue;
+    if (name === "location" && (value = location(value, rules.absolute_location, base(ctx.config))) === null) continue;
     headers.append(name, value);
   }
   headers.set("x-request-id", ctx.requestId);
-  headers.set("traceparent", ctx.traceparent);
-  headers.set("x-airgate-subject", ctx.identity.subject);
-  headers.set("x-airgate-roles", ctx.identity.roles.join(","));
-  headers.set("x-airgate-policy-version", ctx.policyVersion);
-  headers.set("x-airgate-route", ctx.route.name);
-  return headers;
-}
-
-export function responseFrom(upstream, requestId) {
-  const drop = dropped(upstream.headers);
-  drop.delete("content-length");
-  const headers = new Headers();
-  for (const [name, value] of upstream.headers) if (!drop.has(name)) headers.append(name, value);
-  headers.set("x-request-id", requestId);
   return new Response(upstream.body, { status: upstream.status, headers });
 }
 
-// fetch with the configured timeout: no answer in time → 504, no answer at all → 502.
-export async function callUpstream(url, init, timeoutMs) {
+export const base = (config) => config.upstream.url.replace(/\/+$/, "");
+
+// fetch with the configured timeout: no answer in time → 504, no answer at all → 502; a request
+// body that failed on the way (over the limit) → that body's error.
+export async function callUpstream(url, init, timeoutMs, ctx) {
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -54,6 +93,7 @@ export async function callUpstream(url, init, timeoutMs) {
   try {
     return await fetch(url, { ...init, signal: controller.signal, redirect: "manual" });
   } catch (error) {
+    if (ctx?.bodyError) throw ctx.bodyError;
     if (timedOut) throw new GatewayError("upstream_timeout", `no answer within ${timeoutMs} ms`);
     throw new GatewayError("upstream_unreachable", "the upstream could not be reached");
   } finally {
@@ -74,10 +114,10 @@ export async function proxyHandler(ctx) {
   const headers = forwardHeaders(request.headers, ctx);
   const credential = credentialValue(ctx.env, upstream);
   if (credential) headers.set(upstream.credential_header, credential);
-  const target = upstream.url.replace(/\/+$/, "") + formatPath(ctx.path) + url.search;
+  const target = base(config) + formatPath(ctx.path) + url.search;
   const init = { method: request.method, headers };
   if (request.body && request.method !== "GET" && request.method !== "HEAD") init.body = await ctx.body();
-  const answer = await callUpstream(target, init, ctx.timeoutMs);
+  const answer = await callUpstream(target, init, ctx.timeoutMs, ctx);
   ctx.upstreamStatus = answer.status;
-  return responseFrom(answer, ctx.requestId);
+  return responseFrom(answer, ctx);
 }

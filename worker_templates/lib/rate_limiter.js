@@ -9,7 +9,7 @@ export class RateLimiter {
   }
 
   // GET /take?requests=N&per=S&want=W → 200 with the number of tokens granted (1..W), or 429
-  // with retry-after seconds.
+  // with the milliseconds until the next token.
   async fetch(request) {
     const query = new URL(request.url).searchParams;
     const capacity = Math.max(1, Number(query.get("requests")) || 1);
@@ -29,7 +29,7 @@ export class RateLimiter {
       this.tokens -= granted;
       return new Response(String(granted));
     }
-    const retryAfter = Math.max(1, Math.ceil((1 - this.tokens) / rate / 1000));
-    return new Response(null, { status: 429, headers: { "retry-after": String(retryAfter) } });
+    // The body: milliseconds until the next token, which the Worker remembers (no call until then).
+    return new Response(String(Math.ceil((1 - this.tokens) / rate)), { status: 429 });
   }
 }
