@@ -3,6 +3,7 @@
 // (discovery + JWKS, keys made at test time), upstream echo servers and a stand-in Airflow API.
 // Decision lines are read from workerd's stdout and matched to responses by request id.
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest, Agent } from "node:http";
 import { tmpdir } from "node:os";
@@ -323,3 +324,27 @@ export const DECISION_FIELDS = [
   "time", "request_id", "traceparent", "environment", "gateway", "route", "method", "path", "subject",
   "roles", "decision", "reason", "status", "upstream_status", "latency_ms", "policy_version",
 ];
+
+/** Python's canonical_json (sorted keys, no spaces, non-ASCII kept), for policies a test edits. */
+export function canonicalJson(value) {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The same gateway with its compiled policy edited by `mutate` (re-hashed, as the compiler would). */
+export function withPolicy(artifacts, mutate) {
+  const policy = JSON.parse(artifacts.policyText);
+  mutate(policy);
+  const policyText = canonicalJson(policy);
+  const version = createHash("sha256").update(policyText).digest("hex").slice(0, 16);
+  return {
+    ...artifacts,
+    policyText,
+    policy,
+    manifest: { ...artifacts.manifest, policy_version: version, policy_kv_key: `policy:${version}` },
+    wrangler: { ...artifacts.wrangler, vars: { ...artifacts.wrangler.vars, POLICY_VERSION: version } },
+  };
+}
