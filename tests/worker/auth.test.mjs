@@ -299,3 +299,67 @@ test("a flood of unknown kids fetches the key set at most once per cooldown; rot
   expectProblem(assert, await tables(bearer(await agentToken({}, { kid: "rsa-2" }))), 401, "token_key_unknown");
   assert.equal(issuer.state.jwksFetches, afterFlood);
 });
+
+// Identity only from verified claims: one test per finding of issue 9.
+const as = async (claims) => ({ authorization: `Bearer ${await issuer.token(claims, { audience: AUDIENCE })}` });
+
+test("an OIDC email maps to roles only with email_verified: true", async () => {
+  for (const unverified of [{ email_verified: false }, {}, { email_verified: "true" }]) {
+    const headers = await as({ sub: "mallory", email: "oncall@acme-data.com", ...unverified });
+    const answer = await gateway.send("GET", "/v1/admin/users", { headers });
+    expectProblem(assert, answer, 403, "role_not_allowed");
+    assert.deepEqual(answer.log.roles, []);
+  }
+  const verified = await as({ sub: "oncall-1", email: "oncall@acme-data.com", email_verified: true });
+  assert.equal((await gateway.send("GET", "/v1/admin/users", { headers: verified })).status, 200);
+});
+
+test("a person's token naming a client in azp or client_id is not that client's role", async () => {
+  for (const claims of [{ sub: "u-7", azp: "ai-agent" }, { sub: "u-7", client_id: "ai-agent" }, { sub: "u-7", cid: "ai-agent" }]) {
+    const answer = await tables(await as(claims));
+    expectProblem(assert, answer, 403, "role_not_allowed");
+    assert.deepEqual(answer.log.roles, []);
+  }
+});
+
+test("a person whose sub equals a client id is not that client", async () => {
+  const answer = await gateway.send("GET", "/v1/tables/revenue", { headers: await as({ sub: "ai-agent", client_id: "airgate-cli" }) });
+  expectProblem(assert, answer, 403, "role_not_allowed");
+  // The client itself (client_id equal to sub: a client-credentials token) is.
+  assert.equal((await tables(await as({ sub: "ai-agent", client_id: "ai-agent" }))).status, 200);
+});
+
+test("revocation covers every identifier that grants a role: sub, verified email, client id", async () => {
+  const byEmail = await as({ sub: "oncall-2", email: "OnCall@acme-data.com", email_verified: true });
+  const client = await as({ sub: "ai-agent", client_id: "ai-agent" });
+  try {
+    await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["oncall@acme-data.com"] }));
+    expectProblem(assert, await gateway.send("GET", "/v1/admin/users", { headers: byEmail }), 403, "subject_revoked");
+    await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["oncall-2"] }));
+    expectProblem(assert, await gateway.send("GET", "/v1/admin/users", { headers: byEmail }), 403, "subject_revoked");
+    await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["ai-agent"] }));
+    expectProblem(assert, await tables(client), 403, "subject_revoked");
+    // Exact comparison: a prefix or another case of a client id revokes nothing.
+    await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["ai-agen", "AI-AGENT"] }));
+    assert.equal((await tables(client)).status, 200);
+  } finally {
+    await gateway.kv.delete("control");
+  }
+});
+
+test("a token without a usable subject → 401 (no shared 'unknown' caller)", async () => {
+  for (const claims of [{}, { sub: "" }, { sub: 42 }, { email: "x@acme-data.com", email_verified: true }]) {
+    const token = await issuer.token({ groups: ["analytics"], ...claims }, { audience: AUDIENCE });
+    const answer = await tables(bearer(token));
+    expectProblem(assert, answer, 401, "token_subject_missing");
+  }
+});
+
+test("the wire never tells which check failed; the decision line does", async () => {
+  const forged = await agentToken({ iss: "http://127.0.0.1:1/other" });
+  const answer = await tables(bearer(forged));
+  expectProblem(assert, answer, 401, "token_issuer_mismatch");
+  assert.ok(!answer.text.includes("issuer") && !answer.text.includes("mismatch"), answer.text);
+  const wrongKey = await tables(bearer((await agentToken()).replace(/\.[^.]+$/, ".AAAA")));
+  assert.equal(wrongKey.text.replace(/"request_id":"[^"]+"/, ""), answer.text.replace(/"request_id":"[^"]+"/, ""));
+});

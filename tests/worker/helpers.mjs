@@ -348,3 +348,30 @@ export function withPolicy(artifacts, mutate) {
     wrangler: { ...artifacts.wrangler, vars: { ...artifacts.wrangler.vars, POLICY_VERSION: version } },
   };
 }
+
+/**
+ * Streams a chunked body of `total` bytes to the gateway and, without ending the request, waits
+ * for its answer: resolves {status, json, sent} once the gateway answers before the body ended.
+ */
+export function streamWithoutEnding(gatewayUrl, method, path, headers, total, chunk = 16 * 1024) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port: gatewayUrl.port, method, path, headers: { host: "gateway.test", ...headers } });
+    let sent = 0;
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`no answer while the body was still open (${sent} bytes sent)`));
+    }, 10000);
+    req.on("response", async (res) => {
+      clearTimeout(timer);
+      const text = await readAll(res);
+      req.destroy();
+      resolve({ status: res.statusCode, json: JSON.parse(text), sent });
+    });
+    req.on("error", () => {});
+    while (sent < total) {
+      const size = Math.min(chunk, total - sent);
+      req.write(Buffer.alloc(size, 97));
+      sent += size;
+    }
+  });
+}

@@ -2,7 +2,9 @@
 // Durable Object, and body size limits (declared and streamed).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem } from "./helpers.mjs";
+import {
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, streamWithoutEnding,
+} from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
 let issuer, upstream, gateway, artifacts, policy;
@@ -90,4 +92,24 @@ test("a quiet caller leases one token at a time, so an expired lease never eats 
   await new Promise((resolve) => setTimeout(resolve, 1100));
   const answers = await Promise.all(Array.from({ length: requests - 1 }, query));
   assert.deepEqual(answers.map((a) => a.status), Array(requests - 1).fill(200));
+});
+
+test("Content-Length together with Transfer-Encoding → 400, and none of the body is forwarded", async () => {
+  const max = policy.limits.max_body_bytes;
+  const headers = { ...(await as({ sub: "u-4", groups: ["analytics"] })), "content-length": "5", "transfer-encoding": "chunked" };
+  const before = upstream.state.requests.length;
+  const answer = await streamWithoutEnding(gateway.url, "POST", "/v1/query", headers, 2 * max);
+  assert.equal(answer.status, 400);
+  assert.equal(answer.json.type, "urn:airgate:problem:ambiguous_body_length");
+  assert.equal(upstream.state.requests.length, before);
+});
+
+test("a chunked body is counted as it streams: 413 as soon as it passes the limit, before it ends", async () => {
+  const max = policy.limits.max_body_bytes;
+  const headers = await as({ sub: "u-5", groups: ["analytics"] });
+  const before = upstream.state.requests.length;
+  const answer = await streamWithoutEnding(gateway.url, "POST", "/v1/query", headers, max + 1);
+  assert.equal(answer.status, 413);
+  assert.equal(answer.json.type, "urn:airgate:problem:body_too_large");
+  assert.equal(upstream.state.requests.length, before, "nothing forwarded");
 });

@@ -3,7 +3,9 @@
 // → one DAG run), the Worker-held Airflow credential, and Durable Object failure.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem } from "./helpers.mjs";
+import {
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, streamWithoutEnding,
+} from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
 const PASSWORD = "airflow-admin-password-for-tests";
@@ -275,4 +277,35 @@ test("behind the tunnel's Access app, every Airflow call carries the Worker's ow
   } finally {
     await tunneled.dispose();
   }
+});
+
+test("the trigger body is refused with 413 once it passes max_body_bytes, while it is still streaming", async () => {
+  const max = JSON.parse(artifacts.policyText).limits.max_body_bytes;
+  const before = airflow.state.requests.length;
+  const answer = await streamWithoutEnding(gateway.url, "POST", "/dags/ingest_events/runs", await as({ sub: "de-big", groups: ["data-engineering"] }), max + 1);
+  assert.equal(answer.status, 413);
+  assert.equal(answer.json.type, "urn:airgate:problem:body_too_large");
+  assert.equal(airflow.state.requests.length, before);
+});
+
+test("conf numbers: non-finite or beyond ±(2^53 − 1) → 422 before Airflow; exact ones pass unchanged", async () => {
+  const ci = await as({ sub: "ci", client_id: "ci" });
+  const before = airflowState.runs.length;
+  for (const number of ["1e400", "-1e400", "9007199254740993", "-9007199254740993", "1e20"]) {
+    const answer = await trigger(ci, "gateway_smoke_test", `{"conf": {"n": ${number}}}`);
+    expectProblem(assert, answer, 422, "conf_number_unsafe");
+  }
+  assert.equal(airflowState.runs.length, before);
+  const exact = await trigger(ci, "gateway_smoke_test", '{"conf": {"n": 9007199254740991, "f": 0.1, "e": 1e-300}}');
+  assert.equal(exact.status, 200, exact.text);
+  assert.deepEqual(airflowState.runs.at(-1).conf, { n: 9007199254740991, f: 0.1, e: 1e-300 });
+});
+
+test("a refused DAG trigger does not spend the grantee's trigger bucket", async () => {
+  const agent = await as({ sub: "ai-agent", client_id: "ai-agent", jti: "bucket" });
+  const limit = JSON.parse(artifacts.policyText).routes.find((r) => r.name === "trigger-run").rate_limit.requests;
+  const refused = await Promise.all(Array.from({ length: limit + 5 }, () => trigger(agent, "rebuild_warehouse", { conf: {} })));
+  for (const answer of refused) expectProblem(assert, answer, 403, "dag_not_granted");
+  const granted = await trigger(agent, "refresh_dashboards", { conf: { dashboard: "retention" } });
+  assert.equal(granted.status, 200, granted.text);
 });
