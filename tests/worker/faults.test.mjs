@@ -4,7 +4,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createServer } from "node:net";
-import { buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem } from "./helpers.mjs";
+import {
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, withPolicy,
+} from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
 let issuer, upstream, artifacts;
@@ -211,4 +213,66 @@ test("after the cooldown an unknown kid refreshes the key set once, however many
   const answer = await gateway.send("GET", "/v1/tables/t", { headers: rotated });
   assert.equal(answer.status, 200, answer.text);
   assert.equal(issuer.state.jwksFetches, fetches + 1);
+});
+
+const jwksKey = (issuerUrl) => `jwks:${createHash("sha256").update(issuerUrl).digest("hex").slice(0, 16)}`;
+
+test("the key set is cached in KV: a cold gateway serves without calling the IdP; stale keys stop being trusted", async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const fresh = await gatewayWith();
+  await fresh.kv.put(jwksKey(issuer.url), JSON.stringify({ fetched_at: now - 60, keys: await issuer.jwks() }));
+  const fetches = issuer.state.jwksFetches + issuer.state.discoveryFetches;
+  issuer.state.down = true;
+  try {
+    const answer = await tables(fresh);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(issuer.state.jwksFetches + issuer.state.discoveryFetches, fetches, "the IdP was not called");
+    // A copy older than the maximum staleness (1 h) is not trusted, and the IdP is down: 503.
+    const stale = await gatewayWith();
+    await stale.kv.put(jwksKey(issuer.url), JSON.stringify({ fetched_at: now - 3601, keys: await issuer.jwks() }));
+    expectProblem(assert, await tables(stale), 503, "keys_unavailable");
+  } finally {
+    issuer.state.down = false;
+  }
+  // A gateway that fetched from the IdP leaves the copy in KV for the next cold isolate.
+  const writer = await gatewayWith();
+  assert.equal((await tables(writer)).status, 200);
+  const stored = await writer.kv.get(jwksKey(issuer.url), "json");
+  assert.deepEqual(stored.keys, await issuer.jwks());
+  assert.ok(Math.abs(stored.fetched_at - Date.now() / 1000) < 30);
+});
+
+test("a key set response over 64 KiB is refused (fail closed), not parsed", async () => {
+  const big = await startIssuer();
+  big.state.jwksPadding = 70 * 1024;
+  const gateway = await gatewayWith({}, { issuer: big });
+  try {
+    const answer = await gateway.send("GET", "/v1/tables/revenue", {
+      headers: { authorization: `Bearer ${await big.token({ sub: "ai-agent", client_id: "ai-agent" }, { audience: AUDIENCE })}` },
+    });
+    expectProblem(assert, answer, 503, "keys_unavailable");
+    assert.ok(big.state.jwksFetches >= 1);
+  } finally {
+    await big.close();
+  }
+});
+
+test("failed authentications are rate-limited per client address; valid callers there still pass", async () => {
+  const edited = withPolicy(artifacts, (policy) => {
+    policy.limits.auth_failures = { requests: 3, per_seconds: 60 };
+  });
+  const gateway = await startGateway(edited, {
+    vars: pointAt(edited.wrangler, { issuer, upstream, audience: AUDIENCE }),
+    secrets: { UPSTREAM_CREDENTIAL: "t" },
+  });
+  running.push(gateway);
+  const from = (ip, headers = {}) => gateway.send("GET", "/v1/tables/revenue", { headers: { "cf-connecting-ip": ip, ...headers } });
+  const bad = { authorization: "Bearer not.a.token" };
+  for (let i = 0; i < 3; i++) expectProblem(assert, await from("198.51.100.1", bad), 401, "invalid_token");
+  const limited = await from("198.51.100.1", bad);
+  expectProblem(assert, limited, 429, "rate_limited");
+  assert.ok(Number(limited.headers["retry-after"]) >= 1);
+  expectProblem(assert, await from("198.51.100.1", {}), 429, "rate_limited");
+  expectProblem(assert, await from("198.51.100.2", bad), 401, "invalid_token");
+  assert.equal((await from("198.51.100.1", await token())).status, 200, "a valid credential is never locked out");
 });

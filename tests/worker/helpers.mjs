@@ -92,7 +92,7 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
         published.push({ ...(await exportJWK(keys[kid].publicKey)), kid, alg: keys[kid].alg, use: "sig" });
       }
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ keys: published }));
+      res.end(JSON.stringify({ keys: published, ...(state.jwksPadding ? { padding: "x".repeat(state.jwksPadding) } : {}) }));
       return;
     }
     res.writeHead(404).end();
@@ -104,6 +104,14 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
     keys,
     url: state.issuer,
     jwksUrl: state.issuer + jwksPath,
+    /** The key set as the issuer publishes it now. */
+    async jwks() {
+      const published = [];
+      for (const kid of state.published) {
+        published.push({ ...(await exportJWK(keys[kid].publicKey)), kid, alg: keys[kid].alg, use: "sig" });
+      }
+      return { keys: published };
+    },
     async addKey(kid, alg = "RS256") {
       const pair = await generateKeyPair(alg, { extractable: true });
       keys[kid] = { ...pair, alg, kid };
