@@ -175,9 +175,10 @@ async function trigger(ctx, dagId) {
   if (key === null) return toResponse(await post(), ctx.requestId);
 
   const namespace = ctx.env.IDEMPOTENCY;
-  const stub = namespace.get(namespace.idFromName(`${ctx.identity.subject}\n${dagId}\n${key}`));
+  const id = namespace.idFromName(`${ctx.identity.subject}\n${dagId}\n${key}`);
+  // A fresh stub per call: a stub that saw its object reset stays broken.
   const send = (action, data) => () =>
-    stub.fetch(`https://idempotency${action}`, { method: "POST", body: JSON.stringify(data) });
+    namespace.get(id).fetch(`https://idempotency${action}`, { method: "POST", body: JSON.stringify(data) });
   const fingerprint = await sha256hex(body);
   const begun = await durable(ctx, send("/begin", { fingerprint, lease_ms: leaseMs }));
   if (begun?.state === "done") {
