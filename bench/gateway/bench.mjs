@@ -1,11 +1,15 @@
 // Gateway benchmark: the same request (GET /v1/tables/revenue with a bearer JWT) against
 //   1. the upstream directly,
-//   2. a pass-through Worker (fetch to the upstream, nothing else) in the same workerd/Miniflare,
+//   2. a pass-through Worker (fetch to the upstream, nothing else), in Miniflare and in workerd alone,
 //   3. the full gateway bundle from `airgate build --stack local` (JWT + policy + DO bucket + log),
-//   4. Debian's apache2 + libapache2-mod-oauth2 validating the same token against the same JWKS
-//      (token-result cache off) and proxying to the same upstream,
-// at 1 and 16 connections with wrk; plus the gateway's CPU per request, its first-request latency
-// and the bundle size. Loopback only; every run is bounded (DURATION seconds per cell).
+//      in Miniflare and in workerd alone (bench/gateway/workerd.mjs: the npm `workerd` binary with a
+//      config generated from the gateway's own bindings, KV and Durable Objects),
+//   4. Debian's apache2 + libapache2-mod-oauth2 validating the same token against the same JWKS,
+//      with its token-result cache off and on (60 s, the gateway's verified-token cache TTL), and
+//      proxying to the same upstream,
+// at 1 and 16 connections with wrk; plus the gateway's CPU per request, its first request after
+// start (key set in KV), another client's p50 while one client floods over its limit, and the
+// bundle size. Loopback only; every run is bounded (DURATION seconds per cell).
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync } from "node:fs";
@@ -14,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
 import { buildStack, readArtifacts, startIssuer, startGateway, pointAt, compatibilityDate } from "../../tests/worker/helpers.mjs";
+import { startWorkerd } from "./workerd.mjs";
 
 const DURATION = Math.min(Math.max(Number(process.argv[2] || 5), 1), 30);
 const AUDIENCE = "http://airgate.localhost";
@@ -133,10 +138,7 @@ async function passThrough(upstream) {
 // The gateway's bundle with the local stack's policy, except a bucket that a benchmark cannot
 // drain (the Durable Object is still called on every request); the version is that document's hash.
 async function fullGateway(artifacts, issuer, upstream) {
-  const policy = JSON.parse(artifacts.policyText);
-  for (const route of policy.routes) route.rate_limit = { requests: 1e9, per_seconds: 1 };
-  const text = JSON.stringify(policy);
-  const version = createHash("sha256").update(text).digest("hex").slice(0, 16);
+  const { text, version } = benchPolicy(artifacts);
   const gateway = await startGateway(artifacts, {
     vars: { ...pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE }), POLICY_VERSION: version },
     secrets: { UPSTREAM_CREDENTIAL: "bench" },
@@ -146,7 +148,63 @@ async function fullGateway(artifacts, issuer, upstream) {
   return { gateway, url: new URL(PATH, gateway.url).href };
 }
 
-async function apachePeer(issuer, upstream) {
+const PASS_SCRIPT =
+  "export default { fetch(request, env) { const url = new URL(request.url);" +
+  " return fetch(env.UPSTREAM + url.pathname + url.search, { method: request.method, headers: request.headers, body: request.body }); } };";
+
+function benchPolicy(artifacts, limit = { requests: 1e9, per_seconds: 1 }) {
+  const policy = JSON.parse(artifacts.policyText);
+  for (const route of policy.routes) route.rate_limit = limit;
+  const text = JSON.stringify(policy);
+  return { text, version: createHash("sha256").update(text).digest("hex").slice(0, 16) };
+}
+
+const jwksKey = (issuer) => `jwks:${createHash("sha256").update(issuer.url).digest("hex").slice(0, 16)}`;
+
+// The gateway in workerd alone, its policy and the issuer's key set already in KV (as after a deploy
+// and one earlier isolate).
+async function workerdGateway(artifacts, issuer, upstream, limit) {
+  const { text, version } = benchPolicy(artifacts, limit);
+  const kv = {
+    [`policy:${version}`]: text,
+    [jwksKey(issuer)]: JSON.stringify({ fetched_at: Math.floor(Date.now() / 1000), keys: await issuer.jwks() }),
+  };
+  const worker = await startWorkerd({
+    bundle: join(artifacts.dir, "gateway.js"),
+    wrangler: artifacts.wrangler,
+    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE }), POLICY_VERSION: version, UPSTREAM_CREDENTIAL: "bench" },
+    kv,
+    compatibilityDate: compatibilityDate(artifacts.wrangler.compatibility_date),
+  });
+  cleanups.push(worker.stop);
+  return { worker, url: worker.url + PATH };
+}
+
+// Another client's latency while one client floods its bucket: a 600/min route, one caller at 16
+// connections far over it (nearly all 429), another at 2 requests a second.
+async function floodImpact(artifacts, issuer, upstream) {
+  const { worker, url } = await workerdGateway(artifacts, issuer, upstream, { requests: 600, per_seconds: 60 });
+  const flooder = await issuer.token({ sub: "ai-agent", client_id: "ai-agent", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
+  const quiet = await issuer.token({ sub: "airflow-worker", client_id: "airflow-worker", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
+  const sample = async (n) => {
+    const ms = [];
+    for (let i = 0; i < n; i++) {
+      ms.push((await timed(url, quiet)).ms);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // 2 requests a second
+    }
+    return ms.sort((a, b) => a - b)[Math.floor(n / 2)];
+  };
+  await timed(url, quiet);
+  const samples = Math.max(4, DURATION * 2);
+  const alone = await sample(samples);
+  const flood = wrk(url, 16, flooder);
+  const during = await sample(samples);
+  const flooded = await flood;
+  await worker.stop();
+  return { alone, during, flooded };
+}
+
+async function apachePeer(issuer, upstream, expiry = 0) {
   const modules = "/usr/lib/apache2/modules";
   if (!existsSync(`${modules}/mod_oauth2.so`) || !existsSync("/usr/sbin/apache2")) {
     notes.push("apache2 + libapache2-mod-oauth2 not installed (apt-get install apache2 libapache2-mod-oauth2): peer skipped");
@@ -163,8 +221,8 @@ async function apachePeer(issuer, upstream) {
   const verify = [
     `jwks_uri ${issuer.jwksUrl}`,
     // exp required; iss and aud are checked by the Require lines below (verify.iss compares with a
-    // configured issuer that jwks_uri mode lacks); expiry=0: no token-validation result cache.
-    "verify.iss=skip&verify.exp=required&verify.iat=optional&expiry=0",
+    // configured issuer that jwks_uri mode lacks); expiry: the token-validation result cache (s).
+    `verify.iss=skip&verify.exp=required&verify.iat=optional&expiry=${expiry}`,
   ].join(" ");
   writeFileSync(
     join(dir, "httpd.conf"),
@@ -210,7 +268,12 @@ ThreadsPerChild 25
     if (proc.exitCode !== null) break;
     try {
       await timed(url);
-      return { url, dir, proc };
+      const stop = async () => {
+        if (proc.exitCode !== null) return;
+        proc.kill("SIGTERM");
+        await new Promise((resolve) => proc.once("exit", resolve));
+      };
+      return { url, dir, proc, stop };
     } catch {
       await new Promise((resolve) => setTimeout(resolve, 50)); // polling a starting server's port
     }
@@ -237,34 +300,61 @@ async function main() {
   const issuer = await startIssuer();
   cleanups.push(() => issuer.close());
   const upstream = await leanUpstream();
-  const token = await issuer.token({ sub: "ai-agent", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
-
+  const token = await issuer.token({ sub: "ai-agent", client_id: "ai-agent", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
   const only = process.env.BENCH_ONLY;
-  if (!only) await measure("direct upstream", upstream.url + PATH, token, null);
+  const want = (name) => !only || only.split(",").includes(name);
 
-  if (!only || only === "pass") {
+  if (want("direct")) await measure("direct upstream", upstream.url + PATH, token, null);
+
+  if (want("miniflare")) {
     const pass = await passThrough(upstream);
     const [passPid] = childWorkerd();
-    await measure("pass-through Worker", pass.url, token, passPid);
+    await measure("pass-through Worker (Miniflare)", pass.url, token, passPid);
     await pass.mf.dispose();
   }
 
-  // First request after start: a fresh gateway, then its first and second requests.
-  const started = performance.now();
-  const cold = await fullGateway(artifacts, issuer, upstream);
-  const startMs = performance.now() - started;
-  const first = await timed(cold.url, token);
-  const second = await timed(cold.url, token);
-  await cold.gateway.dispose();
+  // First request after start (Miniflare): a fresh gateway, then its first and second requests.
+  let first, second, startMs, logged;
+  if (want("miniflare")) {
+    const started = performance.now();
+    const cold = await fullGateway(artifacts, issuer, upstream);
+    startMs = performance.now() - started;
+    first = await timed(cold.url, token);
+    second = await timed(cold.url, token);
+    await cold.gateway.dispose();
 
-  const full = await fullGateway(artifacts, issuer, upstream);
-  const [gatewayPid] = childWorkerd();
-  await measure("full gateway", full.url, token, gatewayPid);
-  const logged = full.gateway.lines.count;
-  await full.gateway.dispose();
+    const full = await fullGateway(artifacts, issuer, upstream);
+    const [gatewayPid] = childWorkerd();
+    await measure("full gateway (Miniflare)", full.url, token, gatewayPid);
+    logged = full.gateway.lines.count;
+    await full.gateway.dispose();
+  }
 
-  const apache = !only || only === "apache" ? await apachePeer(issuer, upstream) : null;
-  if (apache) {
+  let coldWorkerd, flood;
+  if (want("workerd")) {
+    const pass = await startWorkerd({ script: PASS_SCRIPT, vars: { UPSTREAM: upstream.url }, compatibilityDate: compatibilityDate("2026-11-01") });
+    cleanups.push(pass.stop);
+    await measure("pass-through Worker (workerd)", pass.url + PATH, token, pass.pid);
+    await pass.stop();
+
+    const cold = await workerdGateway(artifacts, issuer, upstream);
+    const fetches = issuer.state.jwksFetches + issuer.state.discoveryFetches;
+    coldWorkerd = { first: await timed(cold.url, token), second: await timed(cold.url, token) };
+    coldWorkerd.idpCalls = issuer.state.jwksFetches + issuer.state.discoveryFetches - fetches;
+    await cold.worker.stop();
+
+    const full = await workerdGateway(artifacts, issuer, upstream);
+    const before = full.worker.lines.count;
+    await measure("full gateway (workerd)", full.url, token, full.worker.pid);
+    const total = results.filter((r) => r.name === "full gateway (workerd)").reduce((sum, r) => sum + r.total, 0);
+    notes.push(`workerd gateway: ${full.worker.lines.count - before} log lines for ${total} measured requests (+ warm-up)`);
+    await full.worker.stop();
+    flood = await floodImpact(artifacts, issuer, upstream);
+  }
+
+  for (const [label, expiry] of want("apache") ? [["cache off", 0], ["cache 60 s", 60]] : []) {
+    const apache = await apachePeer(issuer, upstream, expiry);
+    if (!apache) break;
     const check = await timed(apache.url, token);
     if (process.env.APACHE_DEBUG) console.log(readFileSync(join(apache.dir, "error.log"), "utf8").split("\n").filter((l) => /warn|error|claim|authz|verify/i.test(l)).join("\n").slice(-6000));
     const refused = await timed(apache.url, token.slice(0, -4) + "AAAA");
@@ -272,26 +362,28 @@ async function main() {
       notes.push(`apache peer answered ${check.status} to a good token and ${refused.status} to a forged one; ` +
         readFileSync(join(apache.dir, "error.log"), "utf8").split("\n").filter((l) => /oauth2|error|warn/i.test(l)).slice(-15).join("\n"));
     }
-    // The token-result cache is off: every request must run the signature check.
-    const before = readFileSync(join(apache.dir, "error.log"), "utf8").length;
-    for (let i = 0; i < 3; i++) await timed(apache.url, token);
-    if (process.env.APACHE_LOGLEVEL === "debug") {
-      const verified = readFileSync(join(apache.dir, "error.log"), "utf8").slice(before).split("cjose_jws_verify returned true").length - 1;
-      notes.push(`apache verified the signature ${verified} times for 3 requests with one token`);
-    }
-    await measure("apache2 + mod_oauth2", apache.url, token, null);
+    await measure(`apache2 + mod_oauth2 (${label})`, apache.url, token, null);
+    await apache.stop();
   }
 
   const get = (name, c) => results.find((r) => r.name === name && r.connections === c);
   console.log(`\n## Gateway benchmark (${DURATION} s per cell, wrk, loopback, ${execFileSync("nproc", { encoding: "utf8" }).trim()} cores shared by load generator and servers)\n`);
   console.log(table());
   console.log("");
-  for (const c of only ? [] : [1, 16]) {
-    const g = get("full gateway", c), p = get("pass-through Worker", c), a = get("apache2 + mod_oauth2", c);
-    console.log(`c=${c}: full gateway / pass-through = ${(g.rps / p.rps).toFixed(2)} (goal ≥ 0.6)` + (a ? `; full gateway / apache peer = ${(g.rps / a.rps).toFixed(2)} (goal ≥ 1.0)` : ""));
+  for (const c of [1, 16]) {
+    for (const runtime of ["Miniflare", "workerd"]) {
+      const g = get(`full gateway (${runtime})`, c), p = get(`pass-through Worker (${runtime})`, c);
+      if (!g || !p) continue;
+      const cpu = g.cpuPerRequestUs - p.cpuPerRequestUs;
+      const peers = ["cache off", "cache 60 s"].map((label) => [label, get(`apache2 + mod_oauth2 (${label})`, c)]).filter(([, a]) => a);
+      console.log(`${runtime} c=${c}: full gateway / pass-through = ${(g.rps / p.rps).toFixed(2)} (goal ≥ 0.6); gateway CPU overhead ${cpu.toFixed(0)} µs/request (goal ≤ 150)` +
+        peers.map(([label, a]) => `; / apache (${label}) = ${(g.rps / a.rps).toFixed(2)}`).join("") + " (goal ≥ 1.0 at equal cache settings)");
+    }
   }
-  console.log(`first request after start: ${first.ms.toFixed(1)} ms (status ${first.status}; includes OIDC discovery, JWKS fetch, KV policy read, DO creation); second: ${second.ms.toFixed(1)} ms; Miniflare start ${startMs.toFixed(0)} ms`);
-  console.log(`bundle: ${artifacts.bundle.length} bytes minified (budget 32768) — warehouse; decision lines logged in the run: ${logged}`);
+  if (first) console.log(`Miniflare first request after start: ${first.ms.toFixed(1)} ms (status ${first.status}; key set fetched from the IdP); second: ${second.ms.toFixed(1)} ms; Miniflare start ${startMs.toFixed(0)} ms; decision lines logged: ${logged}`);
+  if (coldWorkerd) console.log(`workerd first request after start, key set in KV: ${coldWorkerd.first.ms.toFixed(1)} ms (status ${coldWorkerd.first.status}, IdP calls ${coldWorkerd.idpCalls}; goal ≤ 10 ms); second: ${coldWorkerd.second.ms.toFixed(1)} ms`);
+  if (flood) console.log(`another client's p50 while one floods a 600/min route (workerd): ${flood.alone.toFixed(1)} ms alone → ${flood.during.toFixed(1)} ms (${(flood.during / flood.alone).toFixed(1)}×, goal ≤ 2×); the flood: ${flood.flooded.rps.toFixed(0)} req/s, ${flood.flooded.non2xx} non-2xx of ${flood.flooded.total}`);
+  console.log(`bundle: ${artifacts.bundle.length} bytes minified (budget 32768) — warehouse`);
   for (const note of notes) console.log(`note: ${note}`);
 }
 

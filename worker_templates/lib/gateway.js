@@ -337,7 +337,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       let response;
       try {
         response = await handle(request, env, record);
-        if (record.reason === "decision_query") record.decision = "query";
+        if (record.reason === "decision_query") record.decision = "allow";
       } catch (error) {
         const failure = error instanceof GatewayError ? error : new GatewayError("internal_error");
         record.decision = failure.status >= 500 ? "error" : "deny";
