@@ -86,13 +86,12 @@ function headerBytes(headers) {
   return total;
 }
 
-const randomHex = (n) => hex(crypto.getRandomValues(new Uint8Array(n)));
-
 // Continue the caller's trace (new span id for this hop) or start one.
 function traceparentFor(incoming) {
-  const match = TRACEPARENT.exec((incoming || "").trim().toLowerCase());
+  const random = hex(crypto.getRandomValues(new Uint8Array(24)));
+  const match = incoming && TRACEPARENT.exec(incoming.trim().toLowerCase());
   const valid = match && match[1] !== "ff" && !/^0+$/.test(match[2]) && !/^0+$/.test(match[3]);
-  return valid ? `00-${match[2]}-${randomHex(8)}-${match[4]}` : `00-${randomHex(16)}-${randomHex(8)}-01`;
+  return valid ? `00-${match[2]}-${random.slice(32)}-${match[4]}` : `00-${random.slice(0, 32)}-${random.slice(32)}-01`;
 }
 
 // Rate limiting: the bucket lives in a Durable Object per key ((subject, route), or a client address
@@ -178,7 +177,7 @@ const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 // /.airgate/decision. Throws the refusal; returns the route.
 async function decide(ctx, method, rawPath, check) {
   if (!METHODS.includes(method)) throw new GatewayError("invalid_method", `${method} is not served`);
-  ctx.path = normalisePath(rawPath);
+  ctx.path ??= normalisePath(rawPath);
   const verdict = evaluate(ctx.policy, method, ctx.path, ctx.identity.roles);
   ctx.route = verdict.route;
   if (verdict.decision !== "allow") throw new GatewayError(verdict.decision, undefined, { allow: verdict.allow });
@@ -257,7 +256,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const asked = url.pathname === "/.airgate/decision" && request.method === "GET";
     if (!asked) {
       if (!METHODS.includes(request.method)) throw new GatewayError("invalid_method", `${request.method} is not served`);
-      record.path = formatPath(normalisePath(url.pathname));
+      record.path = formatPath((ctx.path = normalisePath(url.pathname)));
     }
 
     const controlled = loadControl(env, config.controlTtlMs);

@@ -67,16 +67,18 @@ function location(value, rule, base) {
 }
 
 export function responseFrom(upstream, ctx) {
-  const drop = dropped(upstream.headers);
+  const response = new Response(upstream.body, upstream);
+  const headers = response.headers;
+  for (const name of dropped(headers)) headers.delete(name);
   const rules = ctx.policy.headers || {};
-  const headers = new Headers();
-  for (let [name, value] of upstream.headers) {
-    if (drop.has(name) || (name === "set-cookie" && rules.set_cookie !== "forward")) continue;
-    if (name === "location" && (value = location(value, rules.absolute_location, base(ctx.config))) === null) continue;
-    headers.append(name, value);
+  if (rules.set_cookie !== "forward") headers.delete("set-cookie");
+  const target = headers.get("location");
+  if (target !== null) {
+    const kept = location(target, rules.absolute_location, base(ctx.config));
+    kept === null ? headers.delete("location") : headers.set("location", kept);
   }
   headers.set("x-request-id", ctx.requestId);
-  return new Response(upstream.body, { status: upstream.status, headers });
+  return response;
 }
 
 export const base = (config) => config.upstream.url.replace(/\/+$/, "");
@@ -84,20 +86,12 @@ export const base = (config) => config.upstream.url.replace(/\/+$/, "");
 // fetch with the configured timeout: no answer in time → 504, no answer at all → 502; a request
 // body that failed on the way (over the limit) → that body's error.
 export async function callUpstream(url, init, timeoutMs, ctx) {
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
   try {
-    return await fetch(url, { ...init, signal: controller.signal, redirect: "manual" });
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
   } catch (error) {
     if (ctx?.bodyError) throw ctx.bodyError;
-    if (timedOut) throw new GatewayError("upstream_timeout", `no answer within ${timeoutMs} ms`);
+    if (error?.name === "TimeoutError") throw new GatewayError("upstream_timeout", `no answer within ${timeoutMs} ms`);
     throw new GatewayError("upstream_unreachable", "the upstream could not be reached");
-  } finally {
-    clearTimeout(timer);
   }
 }
 
