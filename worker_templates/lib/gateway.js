@@ -225,8 +225,10 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
   async function handle(request, env, record) {
     const config = configOf(env, verifierFactory);
     const kv = env.POLICY;
-    // Cold isolate: read the key set (KV, else the IdP) and, below, the control list while the
-    // policy is read. Awaited here: I/O started by one request must not be left for another.
+    // Cold isolate: read the key set (KV, else the IdP) and the control list while the policy is
+    // read. Awaited here: I/O started by one request must not be left for another.
+    const controlled = loadControl(env, config.controlTtlMs);
+    controlled.catch(() => {});
     const [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure(kv).catch(() => {})]);
     const limits = policy.limits;
     const headers = request.headers;
@@ -259,8 +261,6 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       record.path = formatPath((ctx.path = normalisePath(url.pathname)));
     }
 
-    const controlled = loadControl(env, config.controlTtlMs);
-    controlled.catch(() => {});
     // Failed authentications are limited per client address (a valid credential always passes, so
     // callers behind a shared address are not locked out); once the bucket is empty, a failure is
     // answered 429 from the isolate's memory, without a Durable Object call.

@@ -78,10 +78,16 @@ export class KeySet {
     return this.discovered;
   }
 
+  // A new set: its keys are imported now, while the request's other reads are still in flight.
   use(keys, fetchedAt) {
     this.local = keys;
     this.imported = new Map();
     this.fetchedAt = fetchedAt;
+    for (const { kid, alg } of keys) {
+      try {
+        if (/^[RPE]S(256|384|512)$/.test(alg)) this.select({ kid, alg }).catch(() => {});
+      } catch {}
+    }
   }
 
   // Single flight. A request that awaits a fetch another request started waits at most STALE_MS
