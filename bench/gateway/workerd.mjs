@@ -88,15 +88,13 @@ const config :Workerd.Config = (
 `;
   writeFileSync(join(dir, "config.capnp"), config);
   const proc = spawn(WORKERD, ["serve", join(dir, "config.capnp")], { stdio: ["ignore", "pipe", "pipe"] });
-  const lines = { count: 0, errors: "" };
+  const lines = { count: 0, output: "" };
   const count = (chunk) => {
     for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines.count++;
+    if (lines.output.length < 4000) lines.output += chunk;
   };
   proc.stdout.on("data", count);
-  proc.stderr.on("data", (chunk) => {
-    count(chunk);
-    if (lines.errors.length < 4000) lines.errors += chunk;
-  });
+  proc.stderr.on("data", count);
   const stop = async () => {
     if (proc.exitCode === null) {
       proc.kill("SIGTERM");
@@ -118,5 +116,5 @@ const config :Workerd.Config = (
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   await stop();
-  throw new Error(`workerd did not start: ${lines.errors.slice(-2000)}`);
+  throw new Error(`workerd did not start: ${lines.output.slice(-2000)}`);
 }
