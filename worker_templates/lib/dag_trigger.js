@@ -4,7 +4,9 @@
 // spent); a grant may pin a JSON schema for conf. Runs belong to their caller: the gateway names
 // each run `airgate__<sha256(subject)[:16]>__<suffix>`, and a run read needs that prefix or a grant
 // with `read_others_runs`. With an Idempotency-Key the suffix derives from (subject, dag, key), so
-// even a lost in-flight marker cannot start a second run: Airflow refuses a run id twice (409).
+// even a lost in-flight marker cannot start a second run: Airflow refuses a run id twice (409: the
+// (dag_id, run_id) unique constraint, airflow/api_fastapi/common/exceptions.py
+// `_UniqueConstraintErrorHandler`; run ids match its default `allowed_run_id_pattern`).
 // The Airflow credential is UPSTREAM_CREDENTIAL (a static bearer token) or, if that is not bound,
 // a JWT from Airflow's POST /auth/token with AIRFLOW_USERNAME / AIRFLOW_PASSWORD, cached in module
 // scope until 60 s before it expires (one fetch at a time, dropped after a 401).
