@@ -8,10 +8,10 @@
 // a plain-text binding may lower it): a revocation or kill switch written to KV is enforced within
 // KV's propagation (up to ~60 s) plus that TTL. If it cannot be read, the last copy is used; with no
 // copy at all, 503.
-import { GatewayError, problem, hex, sha256hex, readCapped } from "./problem.js";
+import { GatewayError, problem, sha256hex, readCapped } from "./problem.js";
 import { normalisePath, formatPath, evaluate, params } from "./path.js";
 import { identify } from "./identity.js";
-import { refuseOverrides } from "./proxy.js";
+import { checkHeaders } from "./proxy.js";
 
 const DEFAULT_CONTROL_TTL_S = 10;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -19,6 +19,7 @@ const policies = new Map();
 let control = null; // {value, at}
 let configCache = null;
 const verifiers = new Map();
+const identities = new WeakMap();
 
 function json(value) {
   return typeof value === "string" ? JSON.parse(value) : value;
@@ -80,18 +81,16 @@ async function loadControl(env, ttlMs) {
   return control.value;
 }
 
-function headerBytes(headers) {
-  let total = 0;
-  for (const [name, value] of headers) total += name.length + value.length + 4;
-  return total;
-}
 
-// Continue the caller's trace (new span id for this hop) or start one.
-function traceparentFor(incoming) {
-  const random = hex(crypto.getRandomValues(new Uint8Array(24)));
+// Continue the caller's trace (new span id for this hop) or start one. Random ids come from
+// crypto.randomUUID (native; only its version and variant nibbles are fixed, which are skipped in
+// the span id and fall outside the trace id's random rightmost 7 bytes), the cheapest source here.
+function traceparentFor(incoming, requestId) {
+  const uuid = crypto.randomUUID();
+  const span = uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(24, 28);
   const match = incoming && TRACEPARENT.exec(incoming.trim().toLowerCase());
   const valid = match && match[1] !== "ff" && !/^0+$/.test(match[2]) && !/^0+$/.test(match[3]);
-  return valid ? `00-${match[2]}-${random.slice(32)}-${match[4]}` : `00-${random.slice(0, 32)}-${random.slice(32)}-01`;
+  return valid ? `00-${match[2]}-${span}-${match[4]}` : `00-${requestId.replace(/-/g, "")}-${span}-01`;
 }
 
 // Rate limiting: the bucket lives in a Durable Object per key ((subject, route), or a client address
@@ -232,9 +231,8 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure(kv).catch(() => {})]);
     const limits = policy.limits;
     const headers = request.headers;
-    if (headerBytes(headers) > limits.max_header_bytes) {
-      throw new GatewayError("headers_too_large", `request headers exceed ${limits.max_header_bytes} bytes`);
-    }
+    const url = new URL(request.url);
+    checkHeaders(headers, url, limits.max_header_bytes);
     // RFC 9112 §6.1: a message with both is a smuggling attempt as often as not; refuse it.
     if (headers.has("transfer-encoding") && headers.has("content-length")) {
       throw new GatewayError("ambiguous_body_length", "Content-Length together with Transfer-Encoding");
@@ -243,8 +241,6 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     // header itself is never forwarded); any other → 417.
     const expect = headers.get("expect");
     if (expect !== null && expect.trim().toLowerCase() !== "100-continue") throw new GatewayError("expectation_failed");
-    const url = new URL(request.url);
-    refuseOverrides(headers, url);
     const ctx = {
       request, env, config, policy, url,
       identity: { roles: [] },
@@ -278,7 +274,13 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       throw error;
     }
     const { revoked, disabled } = await controlled;
-    const identity = (ctx.identity = identify(claims, config.verifier.mode, policy, config.identity, config.accessClients));
+    // Verified claims are cached per token, so their identity is too (per policy version).
+    let known = identities.get(claims);
+    if (known?.policy !== policy) {
+      known = { policy, identity: identify(claims, config.verifier.mode, policy, config.identity, config.accessClients) };
+      identities.set(claims, known);
+    }
+    const identity = (ctx.identity = { ...known.identity });
     record.subject = identity.subject;
     const isRevoked = identity.ids.some((id) => revoked.has(id));
     identity.roles = isRevoked ? [] : identity.roles.filter((role) => !disabled.has(role));
@@ -315,10 +317,11 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
   return {
     async fetch(request, env) {
       const started = Date.now();
+      const requestId = crypto.randomUUID();
       const record = {
         time: new Date(started).toISOString(),
-        request_id: crypto.randomUUID(),
-        traceparent: traceparentFor(request.headers.get("traceparent")),
+        request_id: requestId,
+        traceparent: traceparentFor(request.headers.get("traceparent"), requestId),
         environment: env.ENVIRONMENT ?? build.environment,
         gateway: env.GATEWAY ?? build.gateway,
         route: null,

@@ -16,18 +16,25 @@ const DEFAULT_FORWARD = (
 ).split(" ");
 // Headers that ask an upstream to act on another method or path (Symfony, Rails, Express
 // method-override, IIS URL Rewrite): refused with 400 rather than silently dropped.
-const OVERRIDES = "x-http-method-override x-http-method x-method-override x-original-url x-rewrite-url x-original-method".split(" ");
+const OVERRIDES = new Set("x-http-method-override x-http-method x-method-override x-original-url x-rewrite-url x-original-method".split(" "));
 // RFC 9110 §7.6.1: hop-by-hop fields, plus any the Connection field names.
 const HOP_BY_HOP = "connection keep-alive proxy-authenticate proxy-authorization proxy-connection te trailer transfer-encoding upgrade".split(" ");
 
-export const canonical = (name) => name.toLowerCase().replace(/_/g, "-");
-
-export function refuseOverrides(headers, url) {
-  for (const [name] of headers) {
-    if (OVERRIDES.includes(canonical(name))) throw new GatewayError("override_refused", `${name} is not accepted`);
+// One pass over the request headers (the runtime gives their names lower-cased): their size, and
+// no method or path override in any spelling; then no `_method` in the query.
+export function checkHeaders(headers, url, maxBytes) {
+  let total = 0;
+  for (const [name, value] of headers) {
+    total += name.length + value.length + 4;
+    if (OVERRIDES.has(name.includes("_") ? name.replace(/_/g, "-") : name)) {
+      throw new GatewayError("override_refused", `${name} is not accepted`);
+    }
   }
-  for (const [name] of url.searchParams) {
-    if (name.toLowerCase() === "_method") throw new GatewayError("override_refused", "_method is not accepted");
+  if (total > maxBytes) throw new GatewayError("headers_too_large", `request headers exceed ${maxBytes} bytes`);
+  if (url.search) {
+    for (const [name] of url.searchParams) {
+      if (name.toLowerCase() === "_method") throw new GatewayError("override_refused", "_method is not accepted");
+    }
   }
 }
 
@@ -53,9 +60,8 @@ export function forwardHeaders(incoming, ctx) {
 }
 
 function dropped(headers) {
-  const names = new Set(HOP_BY_HOP);
-  for (const token of (headers.get("connection") || "").split(",")) names.add(token.trim().toLowerCase());
-  return names;
+  const connection = headers.get("connection");
+  return connection ? [...HOP_BY_HOP, ...connection.split(",").map((t) => t.trim().toLowerCase())] : HOP_BY_HOP;
 }
 
 // An absolute Location: "rewrite" (default) turns one under the upstream's URL into the same
@@ -87,7 +93,9 @@ export const base = (config) => config.upstream.url.replace(/\/+$/, "");
 // body that failed on the way (over the limit) → that body's error.
 export async function callUpstream(url, init, timeoutMs, ctx) {
   try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs), redirect: "manual" });
+    init.signal = AbortSignal.timeout(timeoutMs);
+    init.redirect = "manual";
+    return await fetch(url, init);
   } catch (error) {
     if (ctx?.bodyError) throw ctx.bodyError;
     if (error?.name === "TimeoutError") throw new GatewayError("upstream_timeout", `no answer within ${timeoutMs} ms`);
