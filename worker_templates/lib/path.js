@@ -35,15 +35,9 @@ export function normalisePath(raw) {
   return out;
 }
 
-const KEEP = /[A-Za-z0-9\-._~!$&'()*+,;=:@]/;
-
-function encodeSegment(segment) {
-  let text = "";
-  for (const char of segment) {
-    text += KEEP.test(char) ? char : encodeURIComponent(char);
-  }
-  return text;
-}
+// Every code point outside RFC 3986 pchar is percent-encoded (one pass; `u` keeps pairs whole).
+const ENCODE = /[^A-Za-z0-9\-._~!$&'()*+,;=:@]/gu;
+const encodeSegment = (segment) => segment.replace(ENCODE, encodeURIComponent);
 
 // The path the upstream receives: the same segments that were matched, re-encoded.
 export function formatPath(segments) {
