@@ -1,7 +1,7 @@
 """Bundles rendered Worker sources into one minified ES module with the project's pinned esbuild.
 
 Output bytes depend only on the sources and the esbuild version: sources are written to a fresh
-folder inside the project (so `jose` resolves from its node_modules), and minified output carries no
+folder inside the project (so any npm import resolves from its node_modules), and minified output carries no
 paths. Bundles are cached by that content, which keeps repeated plans and tests fast.
 """
 
