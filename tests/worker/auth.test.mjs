@@ -335,6 +335,8 @@ test("revocation covers every identifier that grants a role: sub, verified email
   try {
     await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["oncall@acme-data.com"] }));
     expectProblem(assert, await gateway.send("GET", "/v1/admin/users", { headers: byEmail }), 403, "subject_revoked");
+    await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["OnCall@Acme-Data.com"] }));
+    expectProblem(assert, await gateway.send("GET", "/v1/admin/users", { headers: byEmail }), 403, "subject_revoked");
     await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["oncall-2"] }));
     expectProblem(assert, await gateway.send("GET", "/v1/admin/users", { headers: byEmail }), 403, "subject_revoked");
     await gateway.kv.put("control", JSON.stringify({ revoked_subjects: ["ai-agent"] }));

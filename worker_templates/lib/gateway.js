@@ -72,7 +72,11 @@ async function loadControl(env, ttlMs) {
   try {
     const value = (await env.POLICY.get("control", "json")) || {};
     control = {
-      value: { revoked: new Set(value.revoked_subjects || []), disabled: new Set(value.disabled_roles || []) },
+      // Identifiers compare exactly; an email is compared lower-cased, as identities hold it.
+      value: {
+        revoked: new Set((value.revoked_subjects || []).flatMap((id) => (id.includes?.("@") ? [id, id.toLowerCase()] : [id]))),
+        disabled: new Set(value.disabled_roles || []),
+      },
       at: now,
     };
   } catch {
