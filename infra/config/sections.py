@@ -201,8 +201,6 @@ class Gateway(Strict):
     default_rate_limit: RateLimit = RateLimit(requests=600, per_seconds=60)
     routes: dict[Name, Route] = Field(default_factory=dict)
     vars: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str] = Field(default_factory=dict)
-    deployed_migration_tag: str | None = None
-    """The Durable Object migration tag the live script has (None before its first deploy)."""
 
 
 class DagGrant(Strict):
@@ -215,10 +213,18 @@ class DagGrant(Strict):
 class Logpush(Strict):
     destination_conf: str
     name: str = "airgate-decisions"
+    ownership_challenge: SecretRef | None = None
+    """The token Cloudflare wrote into a storage destination to prove it is ours (a Pulumi secret)."""
 
 
 class MigrationStep(Strict):
+    """One entry of the append-only Durable Object migration history (wrangler's `[[migrations]]`).
+
+    `digest` seals the entry and every entry before it (see `infra.config.migration_history`): once
+    written, a tag may already be applied to a live script, so its steps can never change."""
+
     tag: Annotated[str, Field(pattern=r"^v[0-9]+$")]
     new_sqlite_classes: tuple[str, ...] = ()
     deleted_classes: tuple[str, ...] = ()
     allow_deleting_classes: bool = False
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
