@@ -60,13 +60,18 @@ class AccessIdentity(pulumi.ComponentResource):
 
         self.tokens = {}
         for token in plan.tokens:
+            rotated = token.previous_client_secret_expires_at is not None
             self.tokens[token.key] = cloudflare.ZeroTrustAccessServiceToken(
                 f"{name}-token-{token.key}",
                 account_id=plan.account_id,
                 name=token.name,
                 duration=token.duration,
-                client_secret_version=float(token.client_secret_version),
-                previous_client_secret_expires_at=token.previous_client_secret_expires_at,
+                # Both or neither: the provider takes a version only with the previous secret's
+                # expiry; a token never rotated keeps the provider's default version 1.
+                client_secret_version=float(token.client_secret_version) if rotated else None,
+                previous_client_secret_expires_at=token.previous_client_secret_expires_at
+                if rotated
+                else None,
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     protect=plan.token_protection.protect,

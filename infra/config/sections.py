@@ -104,6 +104,19 @@ class Rotation(Strict):
             raise ValueError("write the time in UTC with a Z suffix, e.g. 2026-12-15T00:00:00Z")
         return value
 
+    @model_validator(mode="after")
+    def _rotation_names_its_end(self) -> Rotation:
+        # Cloudflare takes a secret version only together with the previous secret's expiry
+        # (the provider's schema: client_secret_version AlsoRequires
+        # previous_client_secret_expires_at, cloudflare/terraform-provider-cloudflare
+        # zero_trust_access_service_token).
+        if self.version > 1 and self.previous_secret_expires_at is None:
+            raise ValueError(
+                "a rotated token (version > 1) needs previous_secret_expires_at: the time the "
+                "previous secret stops working (a time in the past ends it at once)"
+            )
+        return self
+
 
 class ServiceToken(Strict):
     description: str = ""
