@@ -120,7 +120,13 @@ def _show(changes: set[Change], error: str | None) -> str:
     counted: dict[tuple[str, str], list[str]] = {}
     for op, kind, name in sorted(changes):
         counted.setdefault((op, kind), []).append(name)
-    parts = [f"{op} {kind} ({', '.join(names)})" for (op, kind), names in sorted(counted.items())]
+    if len(changes) > 8:  # a whole stack: counts per operation
+        ops: dict[str, int] = {}
+        for op, _, _ in changes:
+            ops[op] = ops.get(op, 0) + 1
+        parts = [f"{op} ×{count} (every resource)" for op, count in sorted(ops.items())]
+    else:
+        parts = [f"{op} {kind} ({', '.join(names)})" for (op, kind), names in sorted(counted.items())]
     if error is not None:
         parts.append(f"refused: {error.split(' (remove')[0][:90]}")
     return "; ".join(parts) or "none"

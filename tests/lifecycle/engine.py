@@ -235,6 +235,12 @@ class Engine:
     def preview(self, loaded: LoadedStack, secrets: Mapping[str, str]) -> Run:
         return self.up(loaded, secrets, preview=True)
 
+    def unprotect(self, stack: str, name: str) -> None:
+        """`pulumi state unprotect <urn>`: the state's protect flag is cleared; retain_on_delete stays."""
+        for stored in self.stacks[stack].resources.values():
+            if stored.name == name:
+                stored.protect = False
+
     def destroy(self, stack: str) -> Run:
         return self._run(stack, lambda: None, {}, False)
 

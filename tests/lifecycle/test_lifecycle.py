@@ -188,6 +188,27 @@ def test_prod_lifecycle(
     _restore_warehouse(files)
     sequence.step("prod", "7b gateway kept: the next deploy is not wedged", set())
 
+    # Removing it on purpose: `pulumi state unprotect`, then up. The namespace and the script
+    # (its Durable Objects' state) are retained in the account; the rest is deleted.
+    files.edit("prod", remove_gateway("warehouse"))
+    files.edit_shared(lambda shared: shared["gateways"].pop("warehouse"))
+    for name in ("warehouse-kv", "warehouse-script"):
+        sequence.engine.unprotect("prod", name)
+    sequence.step(
+        "prod",
+        "7c removed after state unprotect: data retained",
+        {
+            ("delete", "WorkersCustomDomain", "warehouse-domain"),
+            ("retain", "WorkersScript", "warehouse-script"),
+            ("delete", "WorkersKv", "warehouse-policy"),
+            ("retain", "WorkersKvNamespace", "warehouse-kv"),
+            ("delete", "ZeroTrustAccessApplication", "warehouse-access"),
+        },
+    )
+    assert tags(sequence, account)["airgate-prod-warehouse"] == "v2"
+    assert "airgate-prod-warehouse-policy" in {n["title"] for n in sequence.engine.api.namespaces.values()}
+    assert sequence.engine.api.lost_durable_object_state == []
+
 
 def test_pr_stack_destroyed_leaves_nothing(sequence: Sequence, files: StackFiles) -> None:
     def pr_stack(config: dict[str, Any]) -> None:
