@@ -150,7 +150,7 @@ def test_prod_lifecycle(
     assert sequence.engine.api.logpush_jobs == {}
     sequence.secrets["prod"]["logpushOwnershipChallenge"] = challenge
     done = {change for change in failed.changes() if change[2] != "decisions-job"}
-    sequence.step("prod", "1 create, challenge set (not wedged)", creates - done)
+    sequence.step("prod", "1 create the rest, challenge set (not wedged)", creates - done)
     assert set(tags(sequence, account).values()) == {"v1"}
     assert len(sequence.engine.api.logpush_jobs) == 1
 
