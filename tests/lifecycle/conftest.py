@@ -124,7 +124,7 @@ def _show(changes: set[Change], error: str | None) -> str:
         ops: dict[str, int] = {}
         for op, _, _ in changes:
             ops[op] = ops.get(op, 0) + 1
-        parts = [f"{op} x{count} (every resource)" for op, count in sorted(ops.items())]
+        parts = [f"{op} x{count}" for op, count in sorted(ops.items())]
     else:
         parts = [f"{op} {kind} ({', '.join(names)})" for (op, kind), names in sorted(counted.items())]
     if error is not None:
