@@ -85,15 +85,17 @@ class Sequence:
         self,
         stack: str,
         title: str,
-        expected: set[Change],
+        expected: set[Change] | None,
         *,
         error: str | None = None,
         partial: bool = False,
     ) -> Run:
-        """`partial`: the update fails on one of the expected steps; the ones after it never run."""
+        """`partial`: the update fails on one of the expected steps; the ones after it never run.
+        `expected` None: whatever the preview shows, the update does exactly that."""
         loaded = self.files.load(stack)
         secrets = self.secrets_for(loaded)
         preview = self.engine.preview(loaded, secrets)
+        expected = preview.changes() if expected is None else expected
         run = self.engine.up(loaded, secrets)
         self.rows.append((stack, title, _show(expected, error), _show(run.changes(), run.error)))
         assert preview.changes() == expected, f"{title}: preview {sorted(preview.changes())}"

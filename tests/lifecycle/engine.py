@@ -9,7 +9,7 @@ replaces on → replace (refused for a protected resource); any other change →
 resources register (Pulumi runs each step once its inputs are known); deletes come after the
 program, in reverse order, and none runs when one of them would delete a protected resource
 ("refusing to delete protected resource"). The first failing step ends the run: later
-registrations do nothing, and the stack's outputs are not written.
+registrations run no step, and the stack's outputs are not written.
 
 Non-Cloudflare resources (random, kubernetes) keep plain state: any change to a `random` resource
 replaces it (every input of the random provider forces a new value), anything else updates.
@@ -98,12 +98,15 @@ class _Deployment:
         raise DeployError(message)
 
     def register(self, urn: str, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        if self.error is not None:
-            raise DeployError("the update stopped at an earlier failure")
         kind = kind_of(args.typ)
         inputs = dict(args.inputs)
         protect, retain, delete_first = self.options.get(urn, (False, False, False))
         prior = self.state.resources.get(urn)
+        if self.error is not None:
+            # The update stopped at the first failure: later registrations run no step. They get
+            # their last outputs back, so the program winds down without a cascade of errors.
+            self.registered.append(urn)
+            return (prior.id, {**inputs, **prior.outputs}) if prior else (f"skipped-{args.name}", inputs)
         self.registered.append(urn)
         if prior is not None and not _changed(prior.inputs, inputs):
             prior.protect, prior.retain_on_delete = protect, retain

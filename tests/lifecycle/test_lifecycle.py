@@ -224,6 +224,29 @@ def test_pr_stack_destroyed_leaves_nothing(sequence: Sequence, files: StackFiles
     assert sequence.engine.stacks["pr-7"].resources == {}
 
 
+def test_a_stack_on_hostnames_another_stack_holds_is_refused_then_recovers(
+    sequence: Sequence, files: StackFiles
+) -> None:
+    sequence.step("dev", "1 create", _all_creates(sequence, "dev"))
+    files.derive("pr-8", "dev", lambda config: config.update({"airgate:protect": False}))
+    failed = sequence.step(
+        "pr-8", "1 create on dev's hostnames", _all_creates(sequence, "pr-8"), error="already", partial=True
+    )
+    assert failed.error is not None and ".dev.acme-data.com" in failed.error
+
+    def own_hostnames(config: dict[str, Any]) -> None:
+        for gateway in config["airgate:gateways"].values():
+            gateway["hostname"] = gateway["hostname"].replace(".dev.", "-pr-8.dev.")
+
+    files.edit("pr-8", own_hostnames)
+    sequence.step("pr-8", "2 own hostnames: the next deploy is not wedged", None)
+    sequence.step("pr-8", "3 same config again", set())
+    domains = {host: bound["service"] for (_, host), bound in sequence.engine.api.domains.items()}
+    assert domains["ingest.dev.acme-data.com"] == "airgate-dev-ingest"
+    assert domains["ingest-pr-8.dev.acme-data.com"] == "airgate-pr-8-ingest"
+    sequence.step("dev", "2 dev untouched", set())
+
+
 def _all_creates(sequence: Sequence, stack: str) -> set[Change]:
     loaded = sequence.files.load(stack)
     preview = sequence.engine.preview(loaded, sequence.secrets_for(loaded))
