@@ -17,6 +17,7 @@ replaces it (every input of the random provider forces a new value), anything el
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,9 @@ class Step:
 class StackState:
     resources: dict[str, Stored] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    pending_deletes: list[Stored] = field(default_factory=list)
+    """Old halves of replacements a failed update did not get to delete (Pulumi keeps them in the
+    checkpoint, marked for deletion, and deletes them on the next update)."""
 
 
 @dataclass
@@ -156,6 +160,8 @@ class _Deployment:
     def finish(self) -> None:
         """Deletes what the program no longer registers, and what replacements left behind."""
         if self.error is not None:
+            if not self.preview:
+                self.state.pending_deletes += self.replaced
             return
         gone = [urn for urn in self.state.resources if urn not in self.registered]
         protected = [urn for urn in gone if self.state.resources[urn].protect]
@@ -165,9 +171,10 @@ class _Deployment:
                 + ", ".join(self.state.resources[u].name for u in protected)
                 + " (remove protect first, or keep them in the program)"
             )
-        for stored in self.replaced:
-            if not self.preview:
+        if not self.preview:
+            for stored in [*self.state.pending_deletes, *self.replaced]:
                 self.api.delete(kind_of(stored.type), stored.id, stored.inputs)
+            self.state.pending_deletes = []
         for urn in reversed(gone):
             stored = self.state.resources[urn]
             op = "retain" if stored.retain_on_delete else "delete"
@@ -263,9 +270,10 @@ class Engine:
 
         try:
             body()
-            deployment.finish()
         except Exception as error:  # the run failed: keep what succeeded, like Pulumi's checkpoint
             deployment.error = deployment.error or f"{type(error).__name__}: {error}"
+        with contextlib.suppress(DeployError):  # recorded in deployment.error
+            deployment.finish()
         if preview:
             assert saved is not None
             deployment.state.resources = saved

@@ -247,6 +247,32 @@ def test_a_stack_on_hostnames_another_stack_holds_is_refused_then_recovers(
     sequence.step("dev", "2 dev untouched", set())
 
 
+def test_prod_refuses_to_replace_protected_data(sequence: Sequence, files: StackFiles) -> None:
+    loaded = files.load("prod")
+    assert loaded.config.logpush is not None
+    sequence.secrets_for(loaded)["logpushOwnershipChallenge"] = (
+        sequence.engine.api.request_ownership_challenge(loaded.config.logpush.destination_conf)
+    )
+    sequence.step("prod", "1 create", _all_creates(sequence, "prod"))
+    original = loaded.config.account_id
+    files.edit("prod", lambda config: config.update({"airgate:account_id": "f" * 32}))
+    moved = sequence.engine.preview(files.load("prod"), sequence.secrets["prod"])
+    assert moved.error is not None and "marked for protection" in moved.error
+    run = sequence.engine.up(files.load("prod"), sequence.secrets["prod"])
+    assert run.error is not None and "marked for protection" in run.error
+    assert all(
+        op != "replace" or kind not in {"WorkersKvNamespace", "WorkersScript"}
+        for op, kind, _ in run.changes()
+    )
+    files.edit("prod", lambda config: config.update({"airgate:account_id": original}))
+    sequence.step("prod", "account moved back: not wedged", None)
+    assert len(sequence.engine.api.namespaces) == 3
+    in_state = [
+        s for s in sequence.engine.stacks["prod"].resources.values() if s.type.endswith("AccessPolicy")
+    ]
+    assert set(sequence.engine.api.policies) == {s.id for s in in_state}  # replaced halves deleted
+
+
 def _all_creates(sequence: Sequence, stack: str) -> set[Change]:
     loaded = sequence.files.load(stack)
     preview = sequence.engine.preview(loaded, sequence.secrets_for(loaded))
