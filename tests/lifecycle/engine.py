@@ -17,7 +17,9 @@ replaces it (every input of the random provider forces a new value), anything el
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,12 +98,18 @@ class _Deployment:
         self.options: dict[str, tuple[bool, bool, bool]] = {}
         self.replaced: list[Stored] = []
         self.error: str | None = None
+        self.lock = threading.Lock()
 
     def fail(self, message: str) -> None:
         self.error = self.error or message
         raise DeployError(message)
 
     def register(self, urn: str, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        # The SDK registers from a thread pool; the engine runs one step at a time.
+        with self.lock:
+            return self._register(urn, args)
+
+    def _register(self, urn: str, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         kind = kind_of(args.typ)
         inputs = dict(args.inputs)
         protect, retain, delete_first = self.options.get(urn, (False, False, False))
@@ -255,6 +263,7 @@ class Engine:
         return self._run(stack, lambda: None, {}, False)
 
     def _run(self, stack: str, program: Any, secrets: Mapping[str, str], preview: bool) -> Run:
+        asyncio.get_event_loop().set_exception_handler(_quiet_failed_futures)
         deployment = _Deployment(self, stack, preview)
         saved = {urn: Stored(**vars(s)) for urn, s in deployment.state.resources.items()} if preview else None
         settings.ROOT.set(None)
@@ -280,6 +289,18 @@ class Engine:
         elif deployment.error is None:
             deployment.state.outputs = _stack_outputs()
         return Run(deployment.steps, deployment.error)
+
+
+def _quiet_failed_futures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A failed update leaves the program's futures holding its error; when they are collected,
+    asyncio reports "Future exception was never retrieved" and formats a traceback from inside the
+    garbage collector. CPython 3.11 formats tracebacks with ast.parse, whose depth counter is
+    per interpreter: when the collection happens inside a later test's ast.parse, that parse fails
+    ("AST constructor recursion depth mismatch"). The run's error is recorded in `Run.error`, so
+    these reports are dropped; anything else goes to asyncio's default handler."""
+    if str(context.get("message", "")).startswith("Future exception was never retrieved"):
+        return
+    loop.default_exception_handler(context)
 
 
 def _plain(value: Any) -> Any:
