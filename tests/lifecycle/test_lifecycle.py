@@ -8,14 +8,18 @@ challenge, hostnames, bindings). The sequence table lands in build/lifecycle/seq
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from infra.config.loader import STACKS_DIR
+from infra.config.loader import STACKS_DIR, referenced_secrets
 from tests.lifecycle.conftest import Change, Sequence, StackFiles
-from tests.lifecycle.engine import kind_of
+from tests.lifecycle.engine import Engine, kind_of
 
 GATEWAYS = ("ingest", "trigger", "warehouse")
 TEMPLATE_LINE = "upstream_unreachable: 502"
@@ -294,3 +298,48 @@ def _restore_warehouse(files: StackFiles) -> None:
             {"warehouse": prod["airgate:gateways"]["warehouse"]}
         ),
     )
+
+
+ACTIONS = ("route", "rotate", "migration", "failed-migration", "secret")
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(ACTIONS), min_size=2, max_size=4))
+def test_any_sequence_of_changes_deploys_then_settles(actions: list[str]) -> None:
+    """Whatever order the changes come in, failures included: every deploy after a failure is
+    accepted, every script ends at the newest tag, and the same config again changes nothing."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = StackFiles(Path(tmp) / "stacks")
+        engine = Engine()
+        loaded = files.load("dev")
+        secrets = {key: f"s-{key}" for key in referenced_secrets(loaded.config)}
+        assert engine.up(loaded, secrets).error is None
+        for index, action in enumerate(actions, start=2):
+            if action == "route":
+                files.edit_shared(
+                    lambda shared, i=index: shared["gateways"]["ingest"]["routes"].update(
+                        {
+                            f"extra-{i}": {
+                                "path": f"/v1/extra{i}",
+                                "methods": ["GET"],
+                                "roles": ["data-engineer"],
+                            }
+                        }
+                    )
+                )
+            elif action == "rotate":
+                files.edit_shared(rotate(index, "2026-12-31T00:00:00Z"))
+            elif action == "secret":
+                secrets["ingestUpstreamToken"] = f"rotated-{index}"
+            else:
+                files.append_migration(f"v{index}", [f"Class{index}"])
+                if action == "failed-migration":
+                    engine.api.fail_next["WorkersScript:airgate-dev-trigger"] = "internal error"
+                    assert engine.up(files.load("dev"), secrets).error is not None
+            run = engine.up(files.load("dev"), secrets)
+            assert run.error is None, (action, run.error)
+            assert engine.preview(files.load("dev"), secrets).changes() == set(), action
+        history = files.load("dev").config.durable_object_migrations
+        assert {s["migrationTag"] for s in engine.api.script_tags(loaded.config.account_id)} == {
+            history[-1].tag
+        }
