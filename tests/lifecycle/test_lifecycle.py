@@ -277,6 +277,18 @@ def test_prod_refuses_to_replace_protected_data(sequence: Sequence, files: Stack
     assert set(sequence.engine.api.policies) == {s.id for s in in_state}  # replaced halves deleted
 
 
+def test_a_live_tag_the_history_lost_stops_the_deploy_naming_it(
+    sequence: Sequence, files: StackFiles
+) -> None:
+    sequence.step("dev", "1 create", _all_creates(sequence, "dev"))
+    script = sequence.engine.api.scripts[(files.load("dev").config.account_id, "airgate-dev-ingest")]
+    script.migration_tag = "v7"  # deployed from another history (wrangler, another branch)
+    run = sequence.engine.up(files.load("dev"), sequence.secrets["dev"])
+    assert run.error is not None
+    assert "migration tag 'v7'" in run.error and "durable_object_migrations does not have" in run.error
+    assert script.uploads == 1
+
+
 def _all_creates(sequence: Sequence, stack: str) -> set[Change]:
     loaded = sequence.files.load(stack)
     preview = sequence.engine.preview(loaded, sequence.secrets_for(loaded))
