@@ -8,14 +8,14 @@ service-token client ids, secrets) are passed in by the caller, so the same plan
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from infra.build.templates import durable_objects_for
 from infra.config.model import StackConfig
 from infra.policy.compiler import CompiledPolicy, canonical_json
+from infra.stack_plan import Binding, BindingType
 
-BindingType = Literal["plain_text", "json", "secret_text", "kv_namespace", "durable_object_namespace"]
+__all__ = ["Binding", "BindingType", "plan_bindings"]
 POLICY_KV_BINDING = "POLICY"
 UPSTREAM_SECRET_BINDING = "UPSTREAM_CREDENTIAL"  # noqa: S105 - a binding name
 
@@ -34,17 +34,6 @@ def policy_kv_key(version: str) -> str:
 
 
 CONTROL_KV_KEY = "control"
-
-
-@dataclass(frozen=True)
-class Binding:
-    name: str
-    type: BindingType
-    text: str | None = None
-    """plain_text: the text; json: canonical JSON; secret_text: the Pulumi secret key it comes from."""
-    class_name: str | None = None
-    late: bool = False
-    """The value is a resource output (e.g. a service token's id), supplied when wiring."""
 
 
 def identity_document(
@@ -107,8 +96,14 @@ def plan_bindings(
             "IDENTITY",
             "json",
             canonical_json(identity_document(stack, gateway_name, access_audience)),
+            fill="access_audience" if gateway.behind_access else None,
         ),
-        Binding("ACCESS_CLIENTS", "json", canonical_json(dict(service_token_ids or {}))),
+        Binding(
+            "ACCESS_CLIENTS",
+            "json",
+            canonical_json(dict(service_token_ids or {})),
+            fill="service_token_ids",
+        ),
         Binding("UPSTREAM", "json", canonical_json(upstream_document(stack, gateway_name))),
     ]
     if gateway.upstream.credential is not None:

@@ -1,5 +1,6 @@
-"""AccessIdentity: the stack's Cloudflare Access identity — the OIDC identity provider, one
-reusable Access policy per (role, people|machines), and the service tokens machines present.
+"""AccessIdentity: the stack's Cloudflare Access identity, from its `AccessPlan` — the OIDC identity
+provider, one reusable Access policy per (role, people|machines), and the service tokens machines
+present.
 
 Service-token secrets stay Pulumi secrets. Rotation is the provider's own: bumping
 `rotation.version` issues a new client secret, and `previous_secret_expires_at` keeps the old one
@@ -13,19 +14,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.config.model import StackConfig
-from infra.policy.access_plan import (
-    needs_identity_provider,
-    plan_access_policies,
-    uses_access,
-)
+from infra.stack_plan import AccessPlan
 
 
 @dataclass(frozen=True)
 class AccessIdentityArgs:
-    stack_name: str
-    stack: StackConfig
-    idp_client_secret: pulumi.Output[str]
+    plan: AccessPlan
+    idp_client_secret: pulumi.Output[str] | None
 
 
 class AccessIdentity(pulumi.ComponentResource):
@@ -37,26 +32,26 @@ class AccessIdentity(pulumi.ComponentResource):
         self, name: str, args: AccessIdentityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("airgate:access:AccessIdentity", name, None, opts)
-        stack = args.stack
+        plan = args.plan
         child = pulumi.ResourceOptions(parent=self)
-        prefix = f"airgate-{args.stack_name}"
 
         self.identity_provider_id = None
-        if needs_identity_provider(stack):
-            oidc = stack.identity.oidc
+        idp_plan = plan.identity_provider
+        if idp_plan is not None:
+            assert args.idp_client_secret is not None
             idp = cloudflare.ZeroTrustAccessIdentityProvider(
                 f"{name}-idp",
-                account_id=stack.account_id,
-                name=f"{prefix}-{oidc.identity_provider_name}",
+                account_id=plan.account_id,
+                name=idp_plan.name,
                 type="oidc",
                 config={
-                    "client_id": oidc.client_id,
+                    "client_id": idp_plan.client_id,
                     "client_secret": args.idp_client_secret,
-                    "auth_url": f"{oidc.issuer}/v1/authorize",
-                    "token_url": f"{oidc.issuer}/v1/token",
-                    "certs_url": f"{oidc.issuer}/v1/keys",
-                    "scopes": ["openid", "email", "profile", oidc.roles_claim],
-                    "claims": [oidc.roles_claim],
+                    "auth_url": f"{idp_plan.issuer}/v1/authorize",
+                    "token_url": f"{idp_plan.issuer}/v1/token",
+                    "certs_url": f"{idp_plan.issuer}/v1/keys",
+                    "scopes": ["openid", "email", "profile", idp_plan.roles_claim],
+                    "claims": [idp_plan.roles_claim],
                     "pkce_enabled": True,
                 },
                 opts=child,
@@ -64,52 +59,54 @@ class AccessIdentity(pulumi.ComponentResource):
             self.identity_provider_id = idp.id
 
         self.tokens = {}
-        self.policy_ids = {}
-        if not uses_access(stack):
-            self.register_outputs({})
-            return
-        for token_name in sorted(stack.service_tokens):
-            token = stack.service_tokens[token_name]
-            expires = token.rotation.previous_secret_expires_at
-            self.tokens[token_name] = cloudflare.ZeroTrustAccessServiceToken(
-                f"{name}-token-{token_name}",
-                account_id=stack.account_id,
-                name=f"{prefix}-{token_name}",
+        for token in plan.tokens:
+            rotated = token.previous_client_secret_expires_at is not None
+            self.tokens[token.key] = cloudflare.ZeroTrustAccessServiceToken(
+                f"{name}-token-{token.key}",
+                account_id=plan.account_id,
+                name=token.name,
                 duration=token.duration,
-                client_secret_version=float(token.rotation.version),
-                previous_client_secret_expires_at=(
-                    expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires else None
+                # Both or neither: the provider takes a version only with the previous secret's
+                # expiry; a token never rotated keeps the provider's default version 1.
+                client_secret_version=float(token.client_secret_version) if rotated else None,
+                previous_client_secret_expires_at=token.previous_client_secret_expires_at
+                if rotated
+                else None,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=plan.token_protection.protect,
+                    additional_secret_outputs=["client_secret"],
                 ),
-                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["client_secret"]),
             )
 
-        for plan in plan_access_policies(stack):
+        self.policy_ids = {}
+        for policy_plan in plan.policies:
             includes: list[cloudflare.ZeroTrustAccessPolicyIncludeArgsDict] = []
-            for group in plan.groups:
+            for group in policy_plan.groups:
                 assert self.identity_provider_id is not None  # groups imply an IdP
                 includes.append(
                     {
                         "oidc": {
-                            "claim_name": stack.identity.oidc.roles_claim,
+                            "claim_name": plan.roles_claim,
                             "claim_value": group,
                             "identity_provider_id": self.identity_provider_id,
                         }
                     }
                 )
-            includes += [{"email": {"email": email}} for email in plan.emails]
+            includes += [{"email": {"email": email}} for email in policy_plan.emails]
             includes += [
-                {"service_token": {"token_id": self.tokens[token].id}} for token in plan.service_tokens
+                {"service_token": {"token_id": self.tokens[token].id}} for token in policy_plan.service_tokens
             ]
             policy = cloudflare.ZeroTrustAccessPolicy(
-                f"{name}-{plan.key}",
-                account_id=stack.account_id,
-                name=f"{prefix}-{plan.key}",
-                decision=plan.decision,
+                f"{name}-{policy_plan.key}",
+                account_id=plan.account_id,
+                name=f"{plan.name_prefix}-{policy_plan.key}",
+                decision=policy_plan.decision,
                 includes=includes,
-                session_duration="8h" if plan.decision == "allow" else None,
+                session_duration="8h" if policy_plan.decision == "allow" else None,
                 opts=child,
             )
-            self.policy_ids[plan.key] = policy.id
+            self.policy_ids[policy_plan.key] = policy.id
 
         self.register_outputs(
             {

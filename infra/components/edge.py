@@ -1,69 +1,76 @@
-"""EdgeGateway: one gateway at Cloudflare's edge — its policy KV namespace and the immutable,
-versioned policy entry, the Worker script with its bindings and Durable Object migrations, the
-hostname (custom domain or route), and the Access application in front of it.
+"""EdgeGateway: one gateway at Cloudflare's edge, from its `GatewayPlan` — the policy KV namespace
+and the immutable, versioned policy entry, the Worker script with its bindings and the Durable
+Object migrations it still needs, the hostname (custom domain or route), and the Access application
+in front of it.
 
 The policy entry's key carries the policy version and the script is bound to exactly that
-version, so a Worker never enforces a mix of two versions (see DESIGN.md §3).
+version, so a Worker never enforces a mix of two versions (see DESIGN.md §3). Which migration
+steps an upload carries is the plan's decision (`MigrationHistory.to_send`) from the tag the live
+script carries; see docs/design/migrations.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.build.artifacts import GatewayBuild
-from infra.build.bindings import Binding, plan_bindings, policy_kv_key
-from infra.build.migrations import pending_migrations
-from infra.build.templates import ENTRY_MODULE
 from infra.components.access_app import self_hosted_app
-from infra.config.model import StackConfig
+from infra.stack_plan import Binding, GatewayPlan, PreviousUpload, Protection
 
 
 @dataclass(frozen=True)
 class EdgeGatewayArgs:
-    stack_name: str
-    stack: StackConfig
-    gateway: str
-    build: GatewayBuild
+    plan: GatewayPlan
     access_policy_ids: list[pulumi.Output[str]]
-    """Reusable Access policies for the app, in precedence order."""
+    """Reusable Access policies for the app, in the plan's precedence order."""
     identity_provider_id: pulumi.Output[str] | None
     service_token_ids: pulumi.Output[dict[str, str]]
     """Access client id → service-token name, for the Worker's ACCESS_CLIENTS binding."""
     secrets: Mapping[str, pulumi.Output[str]]
     """Pulumi secret config key → its (secret) value."""
-    logpush: bool = False
+    live_migration_tag: pulumi.Output[str | None]
+    """The migration tag the live script carries (None: no script, or one without a tag)."""
+    previous_upload: pulumi.Output[Any]
+    """This script's entry in the stack's last `edge_scripts` output (None on a first deploy)."""
     late_values: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     """Binding name → value for bindings whose value is another resource's output."""
+
+
+def options(parent: pulumi.Resource, protection: Protection, **extra: Any) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(
+        parent=parent,
+        protect=protection.protect,
+        retain_on_delete=protection.retain_on_delete or None,
+        **extra,
+    )
 
 
 class EdgeGateway(pulumi.ComponentResource):
     url: pulumi.Output[str]
     policy_version: pulumi.Output[str]
     access_aud: pulumi.Output[str] | None
+    upload: pulumi.Output[dict[str, Any]]
+    """What this deploy gave the script: {"sent": migrations input, "fingerprint": of the rest}."""
 
     def __init__(self, name: str, args: EdgeGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("airgate:edge:EdgeGateway", name, None, opts)
-        stack = args.stack
-        gateway = stack.gateways[args.gateway]
-        protect = stack.protected
+        plan = args.plan
         child = pulumi.ResourceOptions(parent=self)
-        guarded = pulumi.ResourceOptions(parent=self, protect=protect)
-        script_name = args.build.script_name
 
         access_app = None
         self.access_aud = None
-        if gateway.behind_access:
+        if plan.access_app is not None:
             access_app = self_hosted_app(
                 f"{name}-access",
-                account_id=stack.account_id,
-                app_name=script_name,
-                hostname=gateway.hostname,
+                account_id=plan.account_id,
+                app_name=plan.access_app.app_name,
+                hostname=plan.access_app.hostname,
                 policy_ids=args.access_policy_ids,
                 identity_provider_id=args.identity_provider_id,
                 opts=child,
@@ -72,61 +79,73 @@ class EdgeGateway(pulumi.ComponentResource):
 
         namespace = cloudflare.WorkersKvNamespace(
             f"{name}-kv",
-            account_id=stack.account_id,
-            title=f"{script_name}-policy",
-            opts=guarded,
+            account_id=plan.account_id,
+            title=plan.kv_title,
+            opts=options(self, plan.namespace_protection),
         )
-        policy = args.build.policy
         policy_entry = cloudflare.WorkersKv(
             f"{name}-policy",
-            account_id=stack.account_id,
+            account_id=plan.account_id,
             namespace_id=namespace.id,
-            key_name=policy_kv_key(policy.version),
-            value=policy.canonical,
+            key_name=plan.policy_kv_key,
+            value=plan.policy_value,
             opts=child,
         )
 
-        planned = plan_bindings(stack, args.gateway, policy)
+        script_inputs: dict[str, Any] = {
+            "account_id": plan.account_id,
+            "script_name": plan.script_name,
+            "content": plan.content,
+            "main_module": plan.main_module,
+            "compatibility_date": plan.compatibility_date,
+            "bindings": [
+                _binding(b, namespace, access_app, args.service_token_ids, args.secrets, args.late_values)
+                for b in plan.bindings
+            ],
+            "observability": {"enabled": True, "logs": {"enabled": True, "invocation_logs": True}},
+            "logpush": plan.logpush,
+        }
+        fingerprint = pulumi.Output.from_input(script_inputs).apply(_fingerprint)
+
+        def decide(parts: list[Any]) -> dict[str, Any] | None:
+            live_tag, previous, current = parts
+            return plan.migrations.to_send(live_tag or None, PreviousUpload.from_output(previous), current)
+
+        # The decision reads a fingerprint of secret inputs; what it yields (tags and class names)
+        # is not secret, so the script's `migrations` input stays readable in plans.
+        migrations = pulumi.Output.unsecret(
+            pulumi.Output.all(args.live_migration_tag, args.previous_upload, fingerprint).apply(decide)
+        )
         script = cloudflare.WorkersScript(
             f"{name}-script",
-            account_id=stack.account_id,
-            script_name=script_name,
-            content=args.build.bundle.decode("utf-8"),
-            main_module=ENTRY_MODULE,
-            compatibility_date=stack.compatibility_date,
-            bindings=[
-                _binding(b, namespace, access_app, args.service_token_ids, args.secrets, args.late_values)
-                for b in planned
-            ],
-            migrations=cast(
-                "cloudflare.WorkersScriptMigrationsArgsDict | None",
-                pending_migrations(stack, args.gateway),
-            ),
-            observability={"enabled": True, "logs": {"enabled": True, "invocation_logs": True}},
-            logpush=args.logpush,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[policy_entry]),
+            **script_inputs,
+            migrations=cast("pulumi.Input[cloudflare.WorkersScriptMigrationsArgsDict]", migrations),
+            opts=options(self, plan.script_protection, depends_on=[policy_entry]),
         )
 
-        if gateway.expose == "custom_domain":
+        if plan.expose == "custom_domain":
             cloudflare.WorkersCustomDomain(
                 f"{name}-domain",
-                account_id=stack.account_id,
-                zone_id=stack.zone_id,
-                hostname=gateway.hostname,
+                account_id=plan.account_id,
+                zone_id=plan.zone_id,
+                hostname=plan.hostname,
                 service=script.script_name,
                 opts=child,
             )
         else:
             cloudflare.WorkersRoute(
                 f"{name}-route",
-                zone_id=stack.zone_id,
-                pattern=f"{gateway.hostname}/*",
+                zone_id=plan.zone_id,
+                pattern=f"{plan.hostname}/*",
                 script=script.script_name,
                 opts=child,
             )
 
-        self.url = pulumi.Output.from_input(f"https://{gateway.hostname}")
-        self.policy_version = pulumi.Output.from_input(policy.version)
+        self.url = pulumi.Output.from_input(f"https://{plan.hostname}")
+        self.policy_version = pulumi.Output.from_input(plan.policy_version)
+        self.upload = pulumi.Output.secret(
+            pulumi.Output.all(migrations, fingerprint).apply(lambda p: {"sent": p[0], "fingerprint": p[1]})
+        )
         self.register_outputs(
             {
                 "url": self.url,
@@ -135,6 +154,11 @@ class EdgeGateway(pulumi.ComponentResource):
                 "access_aud": self.access_aud,
             }
         )
+
+
+def _fingerprint(inputs: Any) -> str:
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _binding(
@@ -161,14 +185,14 @@ def _binding(
             "type": "secret_text",
             "text": pulumi.Output.secret(secrets[binding.text]),
         }
-    if binding.name == "IDENTITY" and access_app is not None:
+    if binding.fill == "access_audience" and access_app is not None:
         planned = binding.text or "{}"
 
         def with_audience(audience: str) -> str:
             return _with_audience(planned, audience)
 
         return {"name": binding.name, "type": "json", "json": access_app.aud.apply(with_audience)}
-    if binding.name == "ACCESS_CLIENTS":
+    if binding.fill == "service_token_ids":
         return {"name": binding.name, "type": "json", "json": service_token_ids.apply(_canonical)}
     if binding.type == "json":
         return {"name": binding.name, "type": "json", "json": binding.text}

@@ -1,21 +1,25 @@
 """DecisionLogpush: ships the stack's Worker decision lines (Workers trace events) to the
-destination the stack names, filtered to this stack's scripts only."""
+destination its `LogpushPlan` names, filtered to this stack's scripts only.
+
+A storage destination carries the ownership challenge token Cloudflare wrote into it (a Pulumi
+secret): without it the job is refused with "incorrect ownership challenge (1002)"
+(cloudflare/terraform-provider-cloudflare#1019).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.config.model import StackConfig
+from infra.stack_plan import LOGPUSH_FIELDS, LogpushPlan
 
 
 @dataclass(frozen=True)
 class DecisionLogpushArgs:
-    stack_name: str
-    stack: StackConfig
+    plan: LogpushPlan
+    ownership_challenge: pulumi.Output[str] | None
 
 
 class DecisionLogpush(pulumi.ComponentResource):
@@ -23,24 +27,18 @@ class DecisionLogpush(pulumi.ComponentResource):
         self, name: str, args: DecisionLogpushArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("airgate:edge:DecisionLogpush", name, None, opts)
-        assert args.stack.logpush is not None
-        script_filter = {
-            "where": {
-                "key": "ScriptName",
-                "operator": "startsWith",
-                "value": f"airgate-{args.stack_name}-",
-            }
-        }
+        plan = args.plan
         job = cloudflare.LogpushJob(
             f"{name}-job",
-            account_id=args.stack.account_id,
-            name=f"{args.stack.logpush.name}-{args.stack_name}",
+            account_id=plan.account_id,
+            name=plan.job_name,
             dataset="workers_trace_events",
-            destination_conf=args.stack.logpush.destination_conf,
+            destination_conf=plan.destination_conf,
+            ownership_challenge=args.ownership_challenge,
             enabled=True,
-            filter=json.dumps(script_filter, sort_keys=True, separators=(",", ":")),
+            filter=plan.filter,
             output_options={
-                "field_names": ["EventTimestampMs", "Outcome", "ScriptName", "Logs", "Exceptions"],
+                "field_names": list(LOGPUSH_FIELDS),
                 "output_type": "ndjson",
                 "timestamp_format": "rfc3339",
             },

@@ -105,7 +105,11 @@ def load_stack(name: str, stacks_dir: Path = STACKS_DIR) -> LoadedStack:
     try:
         config = StackConfig.model_validate(document)
     except ValidationError as error:
-        raise ConfigError(shown, _problems(error)) from None
+        problems = [
+            (where, problem, fix.replace("-s <stack>", f"-s {name}"))
+            for where, problem, fix in _problems(error)
+        ]
+        raise ConfigError(shown, problems) from None
 
     missing = tuple(sorted(key for key in referenced_secrets(config) if key not in secret_keys))
     return LoadedStack(name, path, config, frozenset(secret_keys), missing, other)
@@ -113,6 +117,8 @@ def load_stack(name: str, stacks_dir: Path = STACKS_DIR) -> LoadedStack:
 
 def referenced_secrets(config: StackConfig) -> set[str]:
     keys = {config.identity.oidc.client_secret.secret}
+    if config.logpush is not None and config.logpush.ownership_challenge is not None:
+        keys.add(config.logpush.ownership_challenge.secret)
     for gateway in config.gateways.values():
         if gateway.upstream.credential is not None:
             keys.add(gateway.upstream.credential.secret)

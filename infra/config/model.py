@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from infra.config.airflow_model import AirflowSettings, check_airflow
 from infra.config.errors import StackRuleError
+from infra.config.migration_history import check_history
 from infra.config.sections import (
     HTTP_METHODS,
     NAME,
@@ -127,6 +128,7 @@ class StackConfig(Strict):
             _check_upstreams,
             _check_dag_grants,
             _check_migrations,
+            _check_logpush,
             check_airflow,
         ):
             rule(self)
@@ -267,20 +269,6 @@ def _check_dag_grants(stack: StackConfig) -> None:
 
 
 def _check_migrations(stack: StackConfig) -> None:
-    tags = [step.tag for step in stack.durable_object_migrations]
-    for name, gateway in stack.gateways.items():
-        if gateway.deployed_migration_tag is not None and gateway.deployed_migration_tag not in tags:
-            raise StackRuleError(
-                ("gateways", name, "deployed_migration_tag"),
-                f"tag {gateway.deployed_migration_tag!r} is not in durable_object_migrations",
-                f"use one of: {', '.join(tags) or '(none)'}",
-            )
-    if len(set(tags)) != len(tags):
-        raise StackRuleError(
-            ("durable_object_migrations",),
-            "a migration tag appears twice",
-            "give every migration step a new tag (v1, v2, ...)",
-        )
     for index, step in enumerate(stack.durable_object_migrations):
         if step.deleted_classes and not step.allow_deleting_classes:
             raise StackRuleError(
@@ -288,6 +276,33 @@ def _check_migrations(stack: StackConfig) -> None:
                 "deleting a Durable Object class destroys its stored state",
                 "set allow_deleting_classes: true on this step if that is really intended",
             )
+    check_history(stack.durable_object_migrations)
+
+
+# Destinations where Cloudflare asks for proof of ownership before it writes logs there (S3 and
+# S3-compatible stores such as R2 through the S3 API, Google Cloud Storage, Azure Blob Storage).
+# Without it the job is refused: "incorrect ownership challenge (1002)",
+# cloudflare/terraform-provider-cloudflare#1019.
+STORAGE_SCHEMES = ("s3://", "gs://", "azure://")
+LOGPUSH_CHALLENGE_KEY = "logpushOwnershipChallenge"
+
+
+def _check_logpush(stack: StackConfig) -> None:
+    logpush = stack.logpush
+    if logpush is None or logpush.ownership_challenge is not None:
+        return
+    if logpush.destination_conf.startswith(STORAGE_SCHEMES):
+        raise StackRuleError(
+            ("logpush", "ownership_challenge"),
+            f"{logpush.destination_conf.split('?')[0]!r} is a storage destination, and Cloudflare "
+            "refuses a Logpush job there without proof of ownership "
+            "(incorrect ownership challenge (1002))",
+            "ask Cloudflare for a challenge for this destination_conf (dashboard: Logpush, add "
+            "destination, 'prove ownership'; or POST /accounts/<account_id>/logpush/ownership with "
+            "{destination_conf}); Cloudflare writes the token into a file in the bucket. Copy the "
+            f"token from that file, run `pulumi config set --secret airgate:{LOGPUSH_CHALLENGE_KEY} "
+            f"-s <stack>` and add ownership_challenge: {{secret: {LOGPUSH_CHALLENGE_KEY}}} under logpush",
+        )
 
 
 def _known(names: dict[str, Any]) -> str:

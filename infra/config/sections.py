@@ -104,6 +104,19 @@ class Rotation(Strict):
             raise ValueError("write the time in UTC with a Z suffix, e.g. 2026-12-15T00:00:00Z")
         return value
 
+    @model_validator(mode="after")
+    def _rotation_names_its_end(self) -> Rotation:
+        # Cloudflare takes a secret version only together with the previous secret's expiry
+        # (the provider's schema: client_secret_version AlsoRequires
+        # previous_client_secret_expires_at, cloudflare/terraform-provider-cloudflare
+        # zero_trust_access_service_token).
+        if self.version > 1 and self.previous_secret_expires_at is None:
+            raise ValueError(
+                "a rotated token (version > 1) needs previous_secret_expires_at: the time the "
+                "previous secret stops working (a time in the past ends it at once)"
+            )
+        return self
+
 
 class ServiceToken(Strict):
     description: str = ""
@@ -257,8 +270,6 @@ class Gateway(Strict):
     auth_failure_rate_limit: RateLimit = RateLimit(requests=300, per_seconds=60)
     """Requests that fail authentication, per client address."""
     vars: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], str] = Field(default_factory=dict)
-    deployed_migration_tag: str | None = None
-    """The Durable Object migration tag the live script has (None before its first deploy)."""
 
     @field_validator("forward_headers")
     @classmethod
@@ -278,10 +289,18 @@ class DagGrant(Strict):
 class Logpush(Strict):
     destination_conf: str
     name: str = "airgate-decisions"
+    ownership_challenge: SecretRef | None = None
+    """The token Cloudflare wrote into a storage destination to prove it is ours (a Pulumi secret)."""
 
 
 class MigrationStep(Strict):
+    """One entry of the append-only Durable Object migration history (wrangler's `[[migrations]]`).
+
+    `digest` seals the entry and every entry before it (see `infra.config.migration_history`): once
+    written, a tag may already be applied to a live script, so its steps can never change."""
+
     tag: Annotated[str, Field(pattern=r"^v[0-9]+$")]
     new_sqlite_classes: tuple[str, ...] = ()
     deleted_classes: tuple[str, ...] = ()
     allow_deleting_classes: bool = False
+    digest: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None

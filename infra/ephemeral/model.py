@@ -105,9 +105,9 @@ def derive_stack_file(
     base_file: Mapping[str, Any], base: StackConfig, base_name: str, pr: int, with_airflow: bool = False
 ) -> dict[str, Any]:
     """The `Pulumi.pr-<n>.yaml` document: the base stack's own settings, with every hostname made
-    unique, `protect` off, no migration marked as deployed (a fresh script has none) and no
-    Logpush job (accounts allow only a few per dataset). Secrets (`secure:`) cannot be copied:
-    they are encrypted for the base stack; `stack create` sets them from the environment.
+    unique, `protect` off, and no Logpush job (accounts allow only a few per dataset). Secrets
+    (`secure:`) cannot be copied: they are encrypted for the base stack; `stack create` sets them
+    from the environment.
 
     Airflow is left out unless asked for (`airflow: null` overrides the shared section): a test
     stack's gateways then use the base's Airflow as their upstream. With it, the namespace and both
@@ -129,8 +129,6 @@ def derive_stack_file(
     for gateway_name, gateway in sorted(base.gateways.items()):
         entry = gateways.setdefault(gateway_name, {})
         entry["hostname"] = ephemeral_hostname(gateway.hostname, base.zone, name)
-        if gateway.deployed_migration_tag is not None:
-            entry["deployed_migration_tag"] = None
     config["airgate:gateways"] = gateways
     config["airgate:protect"] = False
     if with_airflow and base.airflow is not None:

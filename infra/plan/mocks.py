@@ -34,8 +34,16 @@ COMPUTED: dict[str, dict[str, Any]] = {
 }
 
 
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
 class AirgateMocks(pulumi.runtime.Mocks):
+    """The offline plan is a first deploy: the stack has no previous outputs (its own stack
+    reference reads `{}`) and the account has no scripts yet (every invoke answers `{}`)."""
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == STACK_REFERENCE:
+            return str(args.inputs.get("name", args.name)), {**args.inputs, "outputs": {}}
         outputs = dict(args.inputs)
         for key, purpose in COMPUTED.get(args.typ, {}).items():
             if key not in outputs:
@@ -47,4 +55,4 @@ class AirgateMocks(pulumi.runtime.Mocks):
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
-        return {}, None
+        return {}, []

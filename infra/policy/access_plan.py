@@ -7,20 +7,10 @@ because Access needs decision `non_identity` for service tokens and `allow` for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from infra.config.model import StackConfig
+from infra.stack_plan import AccessPolicyPlan
 
-
-@dataclass(frozen=True)
-class AccessPolicyPlan:
-    key: str
-    role: str
-    decision: Literal["allow", "non_identity"]
-    groups: tuple[str, ...] = ()
-    emails: tuple[str, ...] = ()
-    service_tokens: tuple[str, ...] = ()
+__all__ = ["AccessPolicyPlan", "gateway_policy_keys", "plan_access_policies"]
 
 
 def plan_access_policies(stack: StackConfig) -> list[AccessPolicyPlan]:

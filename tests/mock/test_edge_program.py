@@ -205,3 +205,20 @@ def test_service_token_policies_use_non_identity() -> None:
         includes = policy.inputs["includes"]
         machine = any("serviceToken" in include for include in includes)
         assert policy.inputs["decision"] == ("non_identity" if machine else "allow")
+
+
+def test_prod_logpush_proves_ownership_with_a_secret() -> None:
+    [job] = recorded("prod").of_type("LogpushJob")
+    challenge = job.inputs["ownershipChallenge"]
+    assert is_secret(challenge)
+    assert unwrap(challenge) == "plan-placeholder-logpushOwnershipChallenge"
+    assert unwrap(job.inputs["destinationConf"]).startswith("s3://")
+
+
+def test_a_first_deploy_exports_what_each_script_was_given_as_a_secret() -> None:
+    """The next deploy reads it back (docs/design/migrations.md); it covers secret inputs."""
+    edge_scripts = recorded("dev").outputs["edge_scripts"]
+    assert is_secret(edge_scripts)
+    for gateway, upload in unwrap(edge_scripts).items():
+        assert upload["sent"]["new_tag"] == "v1", gateway
+        assert len(upload["fingerprint"]) == 64
