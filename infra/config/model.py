@@ -32,6 +32,7 @@ from infra.config.sections import (
     Name,
     OidcSettings,
     RateLimit,
+    ReviewSettings,
     Role,
     Rotation,
     Route,
@@ -59,6 +60,7 @@ __all__ = [
     "Name",
     "OidcSettings",
     "RateLimit",
+    "ReviewSettings",
     "Role",
     "Rotation",
     "Route",
@@ -89,6 +91,7 @@ class StackConfig(Strict):
     durable_object_migrations: tuple[MigrationStep, ...] = ()
     logpush: Logpush | None = None
     airflow: AirflowSettings | None = None
+    review: ReviewSettings = ReviewSettings()
 
     @field_validator("compatibility_date")
     @classmethod

@@ -35,12 +35,13 @@ from infra.ephemeral.model import (
     sweep_decisions,
 )
 from infra.ephemeral.workspace import AccountUsage, StackWorkspace
+from infra.plan.format import PlanDocument
 
-Planner = Callable[[str, Path], dict[str, Any]]
+Planner = Callable[[str, Path], PlanDocument]
 """(stack name, stacks dir) -> plan document; the offline plan in production, a fake in tests."""
 
 
-def offline_plan(name: str, stacks_dir: Path) -> dict[str, Any]:
+def offline_plan(name: str, stacks_dir: Path) -> PlanDocument:
     from infra.plan.document import plan_document
     from infra.plan.runner import run_plan
 

@@ -77,7 +77,8 @@ def test_a_fork_without_secrets_diffs_two_refs(repo: Path, tmp_path: Path) -> No
     text = result.stdout
     assert text.startswith("<!-- airgate-diff -->")
     assert "`analyst` may now call `GET /v1/health` on `ingest`" in text
-    assert text.index("### ⚠️ prod (prod)") < text.index("### dev (dev)")
+    assert text.index("### ⚠️ Risky (1)") < text.index("### Changes")
+    assert "— _new grant in prod_" in text  # one stack: no stack list on the line
     report = json.loads(full.read_text())
     assert {s["stack"] for s in report["stacks"]} == {"local", "dev", "staging", "prod"}
     assert report["risky"] == 1
