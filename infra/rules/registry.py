@@ -369,6 +369,8 @@ def airflow_no_public_ingress(view: PlanView, config: Thresholds) -> Iterator[Fi
         for entry in ingresses if isinstance(ingresses, list) else []:
             if not isinstance(entry, dict) or not isinstance(entry.get("hostname"), str):
                 continue
+            if not known(entry["hostname"]) or not known(view.access_destinations_raw):
+                continue  # a preview cannot tell yet
             service = str(entry.get("service", ""))
             if "airflow" not in (service + entry["hostname"]).lower():
                 continue

@@ -148,7 +148,8 @@ def test_risky_changes_come_first(plan_of: PlanOf) -> None:
     assert [s["stack"] for s in report["stacks"]] == ["prod", "dev"]
     text = render_markdown(report)
     risky = text[text.index("### ⚠️ Risky (1)") : text.index("### Changes")]
-    assert "`analyst` may now call `GET /v1/health` on `ingest`" in risky and risky.rstrip().endswith("· prod")
+    assert "`analyst` may now call `GET /v1/health` on `ingest`" in risky
+    assert risky.rstrip().endswith("· prod")
     changes = text[text.index("### Changes") :]
     assert "`analyst` may now call `GET /v1/health` on `ingest` (route health) · prod, dev" in changes
 

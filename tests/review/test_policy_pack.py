@@ -144,7 +144,8 @@ def edit_policy(plan: dict[str, Any], gateway: str, change: Callable[[dict[str, 
 
 def break_every_grant_rule(plan: dict[str, Any]) -> None:
     def warehouse(doc: dict[str, Any]) -> None:
-        doc["routes"].append({"name": "everything", "pattern": "/**", "methods": ["GET"], "roles": ["analyst"]})
+        everything = {"name": "everything", "pattern": "/**", "methods": ["GET"], "roles": ["analyst"]}
+        doc["routes"].append(everything)
         admin = next(r for r in doc["routes"] if r["name"] == "admin")
         admin["roles"].append("ci")
         doc["roles"]["ci"] = {"groups": [], "emails": [], "service_tokens": ["ci"], "oidc_clients": ["ci"]}
