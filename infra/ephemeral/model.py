@@ -18,6 +18,8 @@ from typing import Any
 
 from infra.config.loader import deep_merge
 from infra.config.model import StackConfig
+from infra.plan.format import PlanDocument
+from infra.rules.view import kind_of
 
 EPHEMERAL_NAME = re.compile(r"^pr-([1-9][0-9]{0,6})$")
 TAG_EPHEMERAL = "airgate:ephemeral"
@@ -216,34 +218,34 @@ NAME_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def account_names(plan: Mapping[str, Any]) -> set[tuple[str, str]]:
+def account_names(plan: PlanDocument) -> set[tuple[str, str]]:
     """(kind, name) of everything that must be unique in the account or zone."""
     names: set[tuple[str, str]] = set()
-    for resource in plan.get("resources") or []:
-        kind = str(resource["type"]).rsplit(":", 1)[-1]
+    for resource in plan["resources"]:
+        kind = kind_of(resource["type"])
         for key in NAME_KEYS.get(kind, ()):
-            value = (resource.get("inputs") or {}).get(key)
+            value = resource["inputs"].get(key)
             if isinstance(value, str):
                 names.add((kind, value.lower()))
     return names
 
 
-def collisions(plan: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> list[str]:
+def collisions(plan: PlanDocument, others: Iterable[PlanDocument]) -> list[str]:
     mine = account_names(plan)
     clashes: set[str] = set()
     for other in others:
         for kind, name in sorted(mine & account_names(other)):
-            clashes.add(f"{kind} {name} (also in stack {other.get('stack')})")
+            clashes.add(f"{kind} {name} (also in stack {other['stack']})")
     return sorted(clashes)
 
 
 # --- caps ---------------------------------------------------------------------------------------
 
 
-def needed_from_plan(plan: Mapping[str, Any]) -> dict[str, int]:
+def needed_from_plan(plan: PlanDocument) -> dict[str, int]:
     needed = dict.fromkeys(CAPS, 0)
-    for resource in plan.get("resources") or []:
-        kind = CAP_KINDS.get(str(resource["type"]).rsplit(":", 1)[-1])
+    for resource in plan["resources"]:
+        kind = CAP_KINDS.get(kind_of(resource["type"]))
         if kind:
             needed[kind] += 1
     return needed

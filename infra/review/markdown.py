@@ -197,8 +197,8 @@ def mermaid(stack: StackDiff, edge_limit: int | None) -> list[str]:
         key=lambda k: (k in base and k in head and base[k]["methods"] == head[k]["methods"], k),
     )
     shown = keys[: min(edge_limit, MAX_EDGES) if edge_limit is not None else MAX_EDGES]
-    if not shown:
-        return []
+    if not any(k not in base or k not in head or base[k]["methods"] != head[k]["methods"] for k in shown):
+        return []  # who reaches what did not change (a rename, a limit): nothing to draw
     ids = _Ids()
     lines = ["```mermaid", "flowchart LR"]
     edges: list[str] = []
