@@ -561,7 +561,7 @@ def diff_plans(
 ) -> StackDiff:
     """One stack's diff. Prod risk rules follow HEAD's environment (or BASE's when removed)."""
     rules = config or RuleConfig()
-    current: Mapping[str, Any] = head or base or {}
+    current: PlanDocument = head or base or EMPTY
     prod = PlanView(current).is_prod
     findings, resolved = finding_changes(base, head, rules)
     sections: dict[str, list[Change]] = {

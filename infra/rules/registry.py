@@ -8,9 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
+from infra.plan.format import PlanDocument
 from infra.rules.grants import GRANT_RULES
 from infra.rules.model import Finding, Rule, RuleConfig, Thresholds
 from infra.rules.view import (
@@ -471,7 +472,7 @@ def rule_ids() -> list[str]:
 
 
 def evaluate(
-    document: Mapping[str, Any], config: RuleConfig | None = None, only: set[str] | None = None
+    document: PlanDocument, config: RuleConfig | None = None, only: set[str] | None = None
 ) -> list[Finding]:
     """Every finding of every rule (or of `only`), errors first, in a stable order. Thresholds are
     the run's (`config`) over the stack's own `review:` section."""

@@ -8,15 +8,23 @@ holds for every provider module and API version that spells them (e.g. `networki
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
+from infra.plan.format import PlanDocument, ResourceEntry
 from infra.plan.markers import MASK as SECRET_MASK
 from infra.plan.markers import UNKNOWN
 
 __all__ = ["SECRET_MASK", "UNKNOWN"]
+
+MEMBER_KINDS: tuple[Literal["groups", "emails", "service_tokens", "oidc_clients"], ...] = (
+    "groups",
+    "emails",
+    "service_tokens",
+    "oidc_clients",
+)
 
 
 def kind_of(resource_type: str) -> str:
@@ -74,7 +82,7 @@ class Resource:
         return kind_of(self.type)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Resource:
+    def from_json(cls, raw: ResourceEntry) -> Resource:
         return cls(
             type=str(raw["type"]),
             name=str(raw["name"]),
@@ -87,7 +95,7 @@ class Resource:
 
 
 class PlanView:
-    def __init__(self, document: Mapping[str, Any]) -> None:
+    def __init__(self, document: PlanDocument) -> None:
         self.document = document
         self.stack: str = str(document.get("stack", "?"))
         self.environment: str = str(document.get("environment", "?"))
@@ -115,7 +123,10 @@ class PlanView:
         found: dict[str, dict[str, list[str]]] = {}
         identities = self.document.get("identities")
         if isinstance(identities, dict) and isinstance(identities.get("roles"), dict):
-            return {str(k): dict(v) for k, v in identities["roles"].items() if isinstance(v, dict)}
+            return {
+                str(name): {kind: list(members[kind]) for kind in MEMBER_KINDS}
+                for name, members in identities["roles"].items()
+            }
         for policy in self.policies.values():
             for name, members in (policy.get("roles") or {}).items():
                 if isinstance(members, dict):
