@@ -115,3 +115,14 @@ def test_list_reads_tags_only(stacks_dir: Path) -> None:
 def test_the_state_export_never_asks_for_secrets() -> None:
     assert export_command("pr-1") == ["pulumi", "stack", "export", "--stack", "pr-1"]
     assert not any("secret" in part for part in export_command("prod"))
+
+
+def test_the_cli_list_shows_an_unreadable_stack_and_the_rest(
+    stacks_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = RecordingWorkspace({"pr-1": ephemeral(NOW), "prod": FakeStack()}, fail_tags={"pr-1"})
+    monkeypatch.setattr(stacks_cli, "make_workspace", lambda: workspace)
+    result = CliRunner().invoke(app, ["stack", "list", "--stacks-dir", str(stacks_dir)])
+    assert result.exit_code == 0
+    assert "pr-1" in result.stdout and "unreadable" in result.stdout and "403 Forbidden" in result.stdout
+    assert "prod" in result.stdout and "protected" in result.stdout and state_reads(workspace) == set()
