@@ -481,6 +481,15 @@ def evaluate(
     findings = [
         finding for rule in RULES if only is None or rule.id in only for finding in rule.check(view, chosen)
     ]
+    findings += [
+        Finding(
+            "review-exceptions",
+            "warning",
+            f"review.exceptions names {name!r}, which is no rule, so it excuses nothing",
+            f"use one of: {', '.join(rule_ids())}",
+        )
+        for name in sorted(set(chosen.exceptions) - set(rule_ids()))
+    ]
     return sorted(
         set(findings), key=lambda f: (f.severity != "error", f.rule, f.gateway or "", f.resource or "")
     )

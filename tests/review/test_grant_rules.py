@@ -236,3 +236,10 @@ def test_unknown_values_at_preview_never_make_a_mandatory_violation(
             node = node[step]
         node[trail[-1]] = UNKNOWN_STRING_VALUE
     assert run_pack(plan) == {}
+
+
+def test_an_exception_for_no_such_rule_is_a_warning(plan_of: PlanOf) -> None:
+    plan = plan_of("dev")
+    plan["review"]["exceptions"] = {"no-wildcards": ["ingest/x"]}
+    [finding] = evaluate(plan, RuleConfig(today=TODAY))
+    assert finding.severity == "warning" and "'no-wildcards', which is no rule" in finding.message
