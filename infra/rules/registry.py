@@ -215,6 +215,8 @@ def no_plaintext_secret(view: PlanView, config: Thresholds) -> Iterator[Finding]
             if kind not in ("plain_text", "json"):
                 continue
             value = binding.get("text") if kind == "plain_text" else binding.get("json")
+            if not known(value):
+                continue  # unknown at preview, or masked: nothing to judge
             reasons: list[str] = []
             if SECRET_NAME.search(name) and value not in (None, "", SECRET_MASK):
                 reasons.append("its name says it is a secret")
@@ -236,7 +238,7 @@ def no_plaintext_secret(view: PlanView, config: Thresholds) -> Iterator[Finding]
             continue
         if resource.kind == "ConfigMap":
             for key, value in sorted((resource.inputs.get("data") or {}).items()):
-                if (SECRET_NAME.search(str(key)) and value) or _looks_secret(value):
+                if known(value) and ((SECRET_NAME.search(str(key)) and value) or _looks_secret(value)):
                     yield _finding(
                         rule,
                         "error",
@@ -245,6 +247,8 @@ def no_plaintext_secret(view: PlanView, config: Thresholds) -> Iterator[Finding]
                         resource=resource.name,
                     )
         for name, value in _env_literals(resource.inputs):
+            if not known(value):
+                continue
             if (SECRET_NAME.search(name) and value and value != SECRET_MASK) or _looks_secret(value):
                 yield _finding(
                     rule,
@@ -414,7 +418,7 @@ def durable_object_deletion(view: PlanView, config: Thresholds) -> Iterator[Find
     allowed = set(config.allow_deleting_classes) | _flagged_in_plan(view)
     for script in view.of_kind("WorkersScript", "WorkerScript"):
         for name in _deleted_classes(script.inputs.get("migrations")):
-            if name in allowed or "*" in allowed:
+            if name in allowed or "*" in allowed or not known(name):
                 continue
             yield _finding(
                 "durable-object-deletion",
