@@ -160,6 +160,7 @@ class Change(TypedDict, total=False):
     methods: list[str]
     dag: str
     kind: str
+    """A member's kind (groups, emails, ...), a resource's kind, or a new finding's severity."""
     member: str
     token: str
     name: str
