@@ -298,3 +298,94 @@ def test_workflows_call_only_existing_airgate_commands_and_options(workflow: str
     help_text = CliRunner().invoke(app, ["diff", "--help"], env={"COLUMNS": "200"}).stdout
     for option in ("--fail-on", "--full-json", "--full-json-link", "--out", "--format"):
         assert option in help_text
+
+
+# --- the scripts, run against a stand-in of the GitHub API ---
+
+HARNESS = PROJECT_ROOT / "tests" / "review" / "github_script.mjs"
+REPO = {"owner": "acme-data", "repo": "airgate"}
+HEAD = "c" * 40
+
+
+def run_script(script: str, cwd: Path, **state: Any) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(NODE), str(HARNESS)],
+        input=json.dumps({"script": script, "repo": REPO, **state}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=True,
+    )
+    found = json.loads(result.stdout)
+    assert isinstance(found, dict)
+    return found
+
+
+def pull(number: int, sha: str, repo: str) -> dict[str, Any]:
+    return {"number": number, "state": "open", "head": {"sha": sha, "repo": {"full_name": repo}}}
+
+
+def comment_script() -> str:
+    job = jobs("comment.yml")["comment"]
+    return str(next(s for s in job["steps"] if "script" in s.get("with", {}))["with"]["script"])
+
+
+def artifact(tmp_path: Path, head_sha: str, pr_number: int | None = None) -> Path:
+    (tmp_path / "diff").mkdir(exist_ok=True)
+    (tmp_path / "diff" / "comment.md").write_text("<!-- airgate-diff -->\n## airgate diff\n")
+    (tmp_path / "diff" / "head-sha").write_text(head_sha + "\n")
+    if pr_number is not None:  # what a hostile pull request could upload: it must not matter
+        (tmp_path / "diff" / "pr-number").write_text(str(pr_number))
+    return tmp_path
+
+
+def test_the_comment_goes_to_the_pull_request_github_says_owns_the_head(tmp_path: Path) -> None:
+    pulls = [pull(1, "a" * 40, "acme-data/airgate"), pull(2, HEAD, "someone/airgate-fork")]
+    env = {"HEAD_SHA": HEAD, "HEAD_REPO": "someone/airgate-fork"}
+    result = run_script(comment_script(), artifact(tmp_path, HEAD, pr_number=1), env=env, pulls=pulls)
+    assert result["failed"] is None
+    assert [(w["kind"], w["issue_number"]) for w in result["writes"]] == [("create", 2)]
+
+
+def test_the_comment_is_updated_in_place(tmp_path: Path) -> None:
+    pulls = [pull(2, HEAD, "acme-data/airgate")]
+    comments = [
+        {"id": 9, "issue_number": 2, "user": {"type": "User"}, "body": "<!-- airgate-diff --> spoof"},
+        {"id": 10, "issue_number": 2, "user": {"type": "Bot"}, "body": "<!-- airgate-diff -->\nold"},
+    ]
+    env = {"HEAD_SHA": HEAD, "HEAD_REPO": "acme-data/airgate"}
+    result = run_script(comment_script(), artifact(tmp_path, HEAD), env=env, pulls=pulls, comments=comments)
+    assert [(w["kind"], w["comment_id"]) for w in result["writes"]] == [("update", 10)]
+
+
+def test_an_artifact_for_another_head_is_never_posted(tmp_path: Path) -> None:
+    pulls = [pull(2, HEAD, "acme-data/airgate")]
+    env = {"HEAD_SHA": HEAD, "HEAD_REPO": "acme-data/airgate"}
+    result = run_script(comment_script(), artifact(tmp_path, "d" * 40), env=env, pulls=pulls)
+    assert result["writes"] == [] and "not posting" in result["failed"]
+
+
+def test_no_single_pull_request_for_the_head_means_no_comment(tmp_path: Path) -> None:
+    pulls = [pull(2, HEAD, "acme-data/airgate"), pull(3, HEAD, "acme-data/airgate")]
+    env = {"HEAD_SHA": HEAD, "HEAD_REPO": "acme-data/airgate"}
+    result = run_script(comment_script(), artifact(tmp_path, HEAD), env=env, pulls=pulls)
+    assert result["writes"] == [] and "found 2" in result["failed"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "decision", "passes"),
+    [
+        (["airgate:risk-accepted"], "REVIEW_REQUIRED", True),
+        ([], "APPROVED", True),
+        ([], "REVIEW_REQUIRED", False),
+        (["ephemeral-stack"], "CHANGES_REQUESTED", False),
+    ],
+)
+def test_the_risk_gate_wants_a_label_or_the_required_review(
+    tmp_path: Path, labels: list[str], decision: str, passes: bool
+) -> None:
+    gate = next(s for s in jobs("review.yml")["risk-gate"]["steps"] if "script" in s.get("with", {}))
+    payload = {"pull_request": {"number": 2, "labels": [{"name": name} for name in labels]}}
+    result = run_script(gate["with"]["script"], tmp_path, payload=payload, reviewDecision=decision)
+    assert (result["failed"] is None) is passes
