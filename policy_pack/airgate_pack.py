@@ -9,7 +9,14 @@ What differs from `airgate lint`:
 - Compiled policies are read back from the KV entries the program writes (`WorkersKv.value`).
 - A policy can only block or advise as a whole, so only error findings are reported here;
   warnings stay in `airgate lint`.
-- The environment comes from the pack config (`environment`), else the Workers' ENVIRONMENT binding.
+- The stack's own config supplies what the engine's resources do not carry: the environment, the
+  zone, the `review:` thresholds and exceptions, DAG grants and the Durable Object migration history
+  (so `allow_deleting_classes` counts here as in lint). The stack name comes from the resources'
+  URNs (`urn:pulumi:<stack>::...`, https://www.pulumi.com/docs/iac/concepts/resources/names/#urns).
+- The environment is never unknown: the stack file, else the pack config `environment`, else the
+  Workers' ENVIRONMENT binding; if none says, the prod rules apply (fail closed).
+- Values the engine does not know yet during a preview never make a mandatory violation: the rules
+  skip what is unknown.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -31,6 +39,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import _is_unknown
 
+from infra.config.errors import ConfigError
+from infra.config.loader import STACKS_DIR, LoadedStack, load_stack
+from infra.plan.format import PLAN_FORMAT, PlanDocument, ResourceEntry
+from infra.plan.stack_facts import stack_sections
 from infra.rules import RULES, Finding, Rule, RuleConfig
 from infra.rules.view import SECRET_MASK, UNKNOWN, PlanView
 
@@ -43,7 +55,14 @@ CONFIG_SCHEMA = PolicyConfigSchema(
         "environment": {"type": "string", "enum": ["local", "dev", "staging", "prod"]},
         "max_compatibility_age_days": {"type": "integer", "minimum": 1},
         "max_service_token_hours": {"type": "integer", "minimum": 1},
+        "max_prod_body_bytes": {"type": "integer", "minimum": 1},
+        "allowed_upstream_domains": {"type": "array", "items": {"type": "string"}},
+        "admin_path_segments": {"type": "array", "items": {"type": "string"}},
         "allow_deleting_classes": {"type": "array", "items": {"type": "string"}},
+        "exceptions": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
     }
 )
 
@@ -89,10 +108,31 @@ def _mask_secret_bindings(inputs: dict[str, Any]) -> None:
                 binding["text"] = SECRET_MASK
 
 
+def stack_name_of(resources: Sequence[PolicyResource], stack_tags: Mapping[str, str]) -> str | None:
+    """`urn:pulumi:<stack>::<project>::<type>::<name>` names the stack on every resource."""
+    for resource in resources:
+        parts = str(resource.urn).split(":", 3)
+        if len(parts) == 4 and parts[:2] == ["urn", "pulumi"]:
+            return parts[2].split("::", 1)[0].rsplit("/", 1)[-1]
+    return stack_tags.get("pulumi:stack") or None
+
+
+def _load(name: str | None, stacks_dir: Path) -> LoadedStack | None:
+    if not name:
+        return None
+    try:
+        return load_stack(name, stacks_dir)
+    except (ConfigError, OSError):
+        return None
+
+
 def plan_from_engine(
-    resources: Sequence[PolicyResource], config: Mapping[str, Any], stack_tags: Mapping[str, str]
-) -> dict[str, Any]:
-    converted = []
+    resources: Sequence[PolicyResource],
+    config: Mapping[str, Any],
+    stack_tags: Mapping[str, str],
+    stacks_dir: Path = STACKS_DIR,
+) -> PlanDocument:
+    converted: list[ResourceEntry] = []
     policies: dict[str, Any] = {}
     environments = set()
     for resource in resources:
@@ -125,18 +165,28 @@ def plan_from_engine(
                 "inputs": inputs if custom else {},
             }
         )
-    environment = config.get("environment") or stack_tags.get("airgate:environment")
-    if not environment:
-        known = sorted(str(e) for e in environments if isinstance(e, str) and e != UNKNOWN)
-        environment = known[0] if len(known) == 1 else "unknown"
-    return {
-        "format": "airgate-plan/1",
-        "stack": stack_tags.get("pulumi:stack", "engine"),
-        "environment": environment,
-        "protected": environment == "prod" or any(r["protect"] for r in converted),
+    name = stack_name_of(resources, stack_tags)
+    loaded = _load(name, stacks_dir)
+    known_envs = sorted(str(e) for e in environments if isinstance(e, str) and e != UNKNOWN)
+    environment = (
+        (loaded.config.environment if loaded else None)
+        or config.get("environment")
+        or stack_tags.get("airgate:environment")
+        or (known_envs[0] if len(known_envs) == 1 else None)
+        or "prod"  # undetermined: the strictest rules apply
+    )
+    document: PlanDocument = {
+        "format": PLAN_FORMAT,
+        "stack": name or "engine",
+        "environment": str(environment),
+        "protected": (loaded.config.protected if loaded else environment == "prod")
+        or any(r["protect"] for r in converted),
         "resources": converted,
         "policies": policies,
     }
+    if loaded is not None:
+        document.update(stack_sections(loaded.config))
+    return document
 
 
 def _urn_of(resources: Sequence[PolicyResource], finding: Finding) -> str | None:
@@ -148,8 +198,9 @@ def make_validate(rule: Rule) -> Any:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         config = dict(args.get_config() or {})
         document = plan_from_engine(args.resources, config, args.stack_tags)
-        rule_config = RuleConfig.from_mapping(config, today=dt.datetime.now(dt.UTC).date())
-        for finding in rule.check(PlanView(document), rule_config):
+        view = PlanView(document)
+        run = RuleConfig.from_mapping(config, today=dt.datetime.now(dt.UTC).date())
+        for finding in rule.check(view, run.resolve(view.review)):
             if finding.severity == "error":
                 report_violation(f"{finding.message}. Fix: {finding.fix}", _urn_of(args.resources, finding))
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 from infra.config.errors import ConfigError
 from infra.config.loader import STACKS_DIR, LoadedStack, load_stack
+
+if TYPE_CHECKING:
+    from infra.plan.format import PlanDocument
 
 app = typer.Typer(
     name="airgate",
@@ -46,7 +49,7 @@ def load_or_exit(stack: str, stacks_dir: Path | None) -> LoadedStack:
         fail_on_config(error)
 
 
-def plan_or_exit(stack: str, stacks_dir: Path | None) -> dict[str, Any]:
+def plan_or_exit(stack: str, stacks_dir: Path | None) -> PlanDocument:
     """The stack's offline plan document; a bad stack exits 2, a failed Worker build exits 1."""
     from infra.build.bundle import BundleError
     from infra.plan.document import plan_document

@@ -1,4 +1,9 @@
-"""`airgate diff` and `airgate lint`: how a change is reviewed, offline and without credentials."""
+"""`airgate diff` and `airgate lint`: how a change is reviewed, offline and without credentials.
+
+Exit codes (CI relies on them): 0 clean; 1 risky changes with `--fail-on risky` (diff) or an error
+finding (lint); 2 a usage, config or planning error (a stack that does not plan included); 3 a crash
+of the command itself. A workflow passes only on 0 (or 1 where it chose to allow risk), never on >= 2.
+"""
 
 from __future__ import annotations
 
@@ -33,17 +38,64 @@ AllowDeleteOption = Annotated[
     list[str] | None,
     typer.Option("--allow-deleting-class", help="A Durable Object class whose deletion is intended"),
 ]
+ThresholdOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--threshold",
+        help="Override a rule threshold for this run, KEY=VALUE (e.g. max_service_token_hours=2160, "
+        "allowed_upstream_domains=a.com,b.com); the stack's review: section sets the default",
+    ),
+]
+ExceptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exception", help="A named exception for this run, RULE=SUBJECT (e.g. no-machine-admin=gw/r/role)"
+    ),
+]
+EXIT_ERROR, EXIT_CRASH = 2, 3
 
 
-def _rule_config(today: str | None, allow: list[str] | None) -> Any:
-    from infra.rules import RuleConfig
+def _rule_config(
+    today: str | None,
+    allow: list[str] | None,
+    thresholds: list[str] | None = None,
+    exceptions: list[str] | None = None,
+) -> Any:
+    from infra.rules import RuleConfig, parse_threshold, rule_ids
 
     try:
         day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     except ValueError:
         errors.print(f"--today {today!r} is not YYYY-MM-DD", markup=False)
-        raise typer.Exit(code=2) from None
-    return RuleConfig(today=day, allow_deleting_classes=frozenset(allow or ()))
+        raise typer.Exit(code=EXIT_ERROR) from None
+    values: dict[str, Any] = {}
+    try:
+        for text in thresholds or ():
+            key, value = parse_threshold(text)
+            values[key] = value
+    except ValueError as error:
+        errors.print(str(error), markup=False)
+        raise typer.Exit(code=EXIT_ERROR) from None
+    named: dict[str, frozenset[str]] = {}
+    for text in exceptions or ():
+        rule, sep, subject = text.partition("=")
+        if not sep or rule not in rule_ids() or not subject:
+            errors.print(
+                f"--exception {text!r}: write RULE=SUBJECT, RULE one of {', '.join(rule_ids())}", markup=False
+            )
+            raise typer.Exit(code=EXIT_ERROR)
+        named[rule] = named.get(rule, frozenset()) | {subject}
+    allowed = frozenset(allow or ()) | values.pop("allow_deleting_classes", frozenset())
+    return RuleConfig(today=day, allow_deleting_classes=allowed, exceptions=named, **values)
+
+
+def _crash(command: str, error: BaseException) -> typer.Exit:
+    """An unexpected failure is an error (exit 3), never mistaken for "risky" (1) or clean (0)."""
+    import traceback
+
+    errors.print(f"airgate {command} crashed: {type(error).__name__}: {error}", markup=False)
+    errors.print("".join(traceback.format_exception(error)), markup=False, highlight=False)
+    return typer.Exit(code=EXIT_CRASH)
 
 
 @app.command()
@@ -69,8 +121,33 @@ def diff(
     repo: Annotated[Path, typer.Option("--repo", help="Git repository the refs belong to")] = PROJECT_ROOT,
     today: TodayOption = None,
     allow_deleting_class: AllowDeleteOption = None,
+    threshold: ThresholdOption = None,
+    exception: ExceptionOption = None,
 ) -> None:
-    """Semantic diff of two plans: grants, rate limits, DAG grants, identities, resources; risky first."""
+    """Semantic diff of two plans: grants, routes, gateways, DAG grants, identities, resources; risky
+    first. Exit 0 clean, 1 risky (with --fail-on risky), 2 an error (a stack that does not plan),
+    3 a crash."""
+    config = _rule_config(today, allow_deleting_class, threshold, exception)
+    try:
+        _diff(base, head, output_format, fail_on, out, full_json, full_json_link, stack, repo, config)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:
+        raise _crash("diff", error) from None
+
+
+def _diff(
+    base: str,
+    head: str,
+    output_format: Format,
+    fail_on: FailOn,
+    out: Path | None,
+    full_json: Path | None,
+    full_json_link: str | None,
+    stack: list[str] | None,
+    repo: Path,
+    config: Any,
+) -> None:
     from infra.review.diff import diff_sets
     from infra.review.markdown import no_change_line, render_markdown
     from infra.review.sources import (
@@ -83,7 +160,6 @@ def diff(
         tree_id,
     )
 
-    config = _rule_config(today, allow_deleting_class)
     unchanged_refs: list[str] = []
     try:
         sides: list[PlanSet | None] = [load_side(spec, repo) for spec in (base, head)]
@@ -135,8 +211,13 @@ def diff(
         out.write_text(text)
     else:
         typer.echo(text, nl=False)
-    if report["errors"]:
-        raise typer.Exit(code=2)
+    if report["failures"]:
+        errors.print(
+            f"{len(report['failures'])} stack(s) did not plan: "
+            + ", ".join(f"{f['side']}:{f['stack']}" for f in report["failures"]),
+            markup=False,
+        )
+        raise typer.Exit(code=EXIT_ERROR)
     if fail_on is FailOn.risky and report["risky"]:
         errors.print(f"{report['risky']} risky change(s): review them before merging", markup=False)
         raise typer.Exit(code=1)
@@ -154,11 +235,27 @@ def lint(
     stacks_dir: StacksDirOption = None,
     today: TodayOption = None,
     allow_deleting_class: AllowDeleteOption = None,
+    threshold: ThresholdOption = None,
+    exception: ExceptionOption = None,
 ) -> None:
-    """Run the policy rules over a stack's offline plan; exits 1 on any error finding."""
+    """Run the policy rules over a stack's offline plan; exits 1 on any error finding, 2 on a bad
+    stack or plan file, 3 on a crash."""
+    config = _rule_config(today, allow_deleting_class, threshold, exception)
+    try:
+        _lint(stack, plan_file, output_format, stacks_dir, config)
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:
+        raise _crash("lint", error) from None
+
+
+def _lint(
+    stack: str, plan_file: Path | None, output_format: Format, stacks_dir: Path | None, config: Any
+) -> None:
+    from infra.plan.format import PlanDocument
     from infra.rules import RULES, evaluate
 
-    config = _rule_config(today, allow_deleting_class)
+    document: PlanDocument
     if plan_file is not None:
         from infra.review.sources import SourceError, read_plan_file
 

@@ -140,14 +140,15 @@ def sweep_command(
         if outcome.error:
             failed += 1
             line += f"  FAILED: {outcome.error}"
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(code=1)
 
 
 @stack_app.command("list")
 def list_command(stacks_dir: StacksDirOption = None) -> None:
-    """Every stack in the backend: ephemeral or not, base, expiry, protection."""
+    """Every stack in the backend: ephemeral or not, base, expiry, protection (from tags and stack
+    files only: no stack's state or secrets are read)."""
     from infra.ephemeral.model import TAG_BASE, TAG_EPHEMERAL, TAG_PROTECTED
     from infra.ephemeral.service import list_stacks
 
@@ -158,10 +159,15 @@ def list_command(stacks_dir: StacksDirOption = None) -> None:
         state = ""
         if expires:
             state = "expired" if expires <= moment.strftime("%Y-%m-%dT%H:%M:%SZ") else "live"
+        if "airgate:unreadable" in facts.tags:
+            line = f"{facts.name:<16} unreadable: {facts.tags['airgate:unreadable']}"
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            continue
         console.print(
             f"{facts.name:<16} {'ephemeral' if ephemeral else 'long-lived':<10} "
             f"base={facts.tags.get(TAG_BASE, '-'):<8} expires={expires or '-':<20} {state:<7} "
             f"{'protected' if protected else ''}".rstrip(),
             markup=False,
             highlight=False,
+            soft_wrap=True,  # one stack, one line, whatever the terminal width
         )

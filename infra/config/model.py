@@ -33,6 +33,7 @@ from infra.config.sections import (
     Name,
     OidcSettings,
     RateLimit,
+    ReviewSettings,
     Role,
     Rotation,
     Route,
@@ -60,6 +61,7 @@ __all__ = [
     "Name",
     "OidcSettings",
     "RateLimit",
+    "ReviewSettings",
     "Role",
     "Rotation",
     "Route",
@@ -90,6 +92,7 @@ class StackConfig(Strict):
     durable_object_migrations: tuple[MigrationStep, ...] = ()
     logpush: Logpush | None = None
     airflow: AirflowSettings | None = None
+    review: ReviewSettings = ReviewSettings()
 
     @field_validator("compatibility_date")
     @classmethod

@@ -304,3 +304,18 @@ class MigrationStep(Strict):
     deleted_classes: tuple[str, ...] = ()
     allow_deleting_classes: bool = False
     digest: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+
+
+class ReviewSettings(Strict):
+    """Thresholds and named exceptions for the review rules (`airgate lint`, the CrossGuard pack,
+    `airgate diff`). CLI options and the pack's config override them for one run."""
+
+    max_service_token_hours: Annotated[int, Field(ge=1, le=2 * 8760)] = 8760
+    max_compatibility_age_days: Annotated[int, Field(ge=1)] = 365
+    max_prod_body_bytes: Annotated[int, Field(ge=1)] = 10 * 1024 * 1024
+    allowed_upstream_domains: tuple[str, ...] = ()
+    """Domains (and their subdomains) upstreams may live in besides the stack's zone."""
+    admin_path_segments: tuple[str, ...] = ("admin",)
+    """A route whose path has one of these literal segments is an admin route."""
+    exceptions: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Rule id -> subjects the rule lets pass, each named (e.g. `trigger/ci/gateway_smoke_test`)."""

@@ -16,7 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infra.config.loader import deep_merge
 from infra.config.model import StackConfig
+from infra.plan.format import PlanDocument
+from infra.rules.view import kind_of
 
 EPHEMERAL_NAME = re.compile(r"^pr-([1-9][0-9]{0,6})$")
 TAG_EPHEMERAL = "airgate:ephemeral"
@@ -102,15 +105,23 @@ def ephemeral_hostname(hostname: str, zone: str, stack: str) -> str:
 
 
 def derive_stack_file(
-    base_file: Mapping[str, Any], base: StackConfig, base_name: str, pr: int, with_airflow: bool = False
+    base_file: Mapping[str, Any],
+    base: StackConfig,
+    base_name: str,
+    pr: int,
+    with_airflow: bool = False,
+    shared: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `Pulumi.pr-<n>.yaml` document: the base stack's own settings, with every hostname made
     unique, `protect` off, and no Logpush job (accounts allow only a few per dataset). Secrets
     (`secure:`) cannot be copied: they are encrypted for the base stack; `stack create` sets them
     from the environment.
 
-    Airflow is left out unless asked for (`airflow: null` overrides the shared section): a test
-    stack's gateways then use the base's Airflow as their upstream. With it, the namespace and both
+    Airflow is left out unless asked for: a test stack's gateways then use the base's Airflow as
+    their upstream. The file then names no shared file: it holds the merged settings (`shared`, the
+    base's `airgate:extends` file, under the base's own) without the `airflow` section. It never
+    writes a null: `pulumi config set` stores a null as "" when it rewrites the file
+    (pulumi/pulumi#19483), which the loader would refuse. With Airflow, the namespace and both
     tunnel hostnames get the stack's name too, so two pull requests never share a release."""
     if base.protected or base.environment == "prod":
         raise EphemeralError(
@@ -125,13 +136,17 @@ def derive_stack_file(
         for key, value in config.items()
         if not (isinstance(value, dict) and set(value) == {"secure"}) and key != "airgate:logpush"
     }
+    keep_airflow = with_airflow and base.airflow is not None
+    if not keep_airflow:
+        config = _inline_without_airflow(config, shared)
     gateways = copy.deepcopy(config.get("airgate:gateways") or {})
     for gateway_name, gateway in sorted(base.gateways.items()):
         entry = gateways.setdefault(gateway_name, {})
         entry["hostname"] = ephemeral_hostname(gateway.hostname, base.zone, name)
     config["airgate:gateways"] = gateways
     config["airgate:protect"] = False
-    if with_airflow and base.airflow is not None:
+    if keep_airflow:
+        assert base.airflow is not None
         airflow = copy.deepcopy(config.get("airgate:airflow") or {})
         settings = base.airflow
         for key in ("ui_hostname", "api_hostname"):
@@ -149,9 +164,33 @@ def derive_stack_file(
             if api and gateway.upstream.url.split("://", 1)[-1].split("/", 1)[0] == api:
                 upstream = gateways[gateway_name].setdefault("upstream", {})
                 upstream["url"] = gateway.upstream.url.replace(api, airflow["api_hostname"], 1)
-    else:
-        config["airgate:airflow"] = None
+    nulls = list(_null_paths(config))
+    if nulls:
+        raise EphemeralError(
+            f"the derived stack would hold null at {', '.join(nulls)}; set a value or drop the key"
+        )
     return {"config": config}
+
+
+def _inline_without_airflow(config: Mapping[str, Any], shared: Mapping[str, Any] | None) -> dict[str, Any]:
+    prefix = "airgate:"
+    own = {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
+    others = {key: value for key, value in config.items() if not key.startswith(prefix)}
+    if own.pop("extends", None) is not None:
+        own = deep_merge(copy.deepcopy(dict(shared or {})), own)
+    own.pop("airflow", None)
+    return {**others, **{f"{prefix}{key}": value for key, value in own.items()}}
+
+
+def _null_paths(node: Any, trail: str = "") -> Iterable[str]:
+    if node is None:
+        yield trail or "(root)"
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _null_paths(value, f"{trail}.{key}" if trail else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _null_paths(value, f"{trail}[{index}]")
 
 
 def derived_header(base_name: str, pr: int) -> str:
@@ -178,34 +217,34 @@ NAME_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def account_names(plan: Mapping[str, Any]) -> set[tuple[str, str]]:
+def account_names(plan: PlanDocument) -> set[tuple[str, str]]:
     """(kind, name) of everything that must be unique in the account or zone."""
     names: set[tuple[str, str]] = set()
-    for resource in plan.get("resources") or []:
-        kind = str(resource["type"]).rsplit(":", 1)[-1]
+    for resource in plan["resources"]:
+        kind = kind_of(resource["type"])
         for key in NAME_KEYS.get(kind, ()):
-            value = (resource.get("inputs") or {}).get(key)
+            value = resource["inputs"].get(key)
             if isinstance(value, str):
                 names.add((kind, value.lower()))
     return names
 
 
-def collisions(plan: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> list[str]:
+def collisions(plan: PlanDocument, others: Iterable[PlanDocument]) -> list[str]:
     mine = account_names(plan)
     clashes: set[str] = set()
     for other in others:
         for kind, name in sorted(mine & account_names(other)):
-            clashes.add(f"{kind} {name} (also in stack {other.get('stack')})")
+            clashes.add(f"{kind} {name} (also in stack {other['stack']})")
     return sorted(clashes)
 
 
 # --- caps ---------------------------------------------------------------------------------------
 
 
-def needed_from_plan(plan: Mapping[str, Any]) -> dict[str, int]:
+def needed_from_plan(plan: PlanDocument) -> dict[str, int]:
     needed = dict.fromkeys(CAPS, 0)
-    for resource in plan.get("resources") or []:
-        kind = CAP_KINDS.get(str(resource["type"]).rsplit(":", 1)[-1])
+    for resource in plan["resources"]:
+        kind = CAP_KINDS.get(kind_of(resource["type"]))
         if kind:
             needed[kind] += 1
     return needed

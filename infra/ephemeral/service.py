@@ -30,17 +30,19 @@ from infra.ephemeral.model import (
     destroy_refusal,
     ephemeral_tags,
     expiry,
+    is_ephemeral_name,
     needed_from_plan,
     stack_name_for,
     sweep_decisions,
 )
 from infra.ephemeral.workspace import AccountUsage, StackWorkspace
+from infra.plan.format import PlanDocument
 
-Planner = Callable[[str, Path], dict[str, Any]]
+Planner = Callable[[str, Path], PlanDocument]
 """(stack name, stacks dir) -> plan document; the offline plan in production, a fake in tests."""
 
 
-def offline_plan(name: str, stacks_dir: Path) -> dict[str, Any]:
+def offline_plan(name: str, stacks_dir: Path) -> PlanDocument:
     from infra.plan.document import plan_document
     from infra.plan.runner import run_plan
 
@@ -80,7 +82,9 @@ def create(
     name = stack_name_for(pr)
     base_loaded = load_stack(base, stacks_dir)
     base_document = yaml.safe_load(stack_file(base, stacks_dir).read_text())
-    derived = derive_stack_file(base_document, base_loaded.config, base, pr, with_airflow)
+    derived = derive_stack_file(
+        base_document, base_loaded.config, base, pr, with_airflow, shared_of(base_document, stacks_dir)
+    )
     target = stack_file(name, stacks_dir)
     target.write_text(derived_header(base, pr) + yaml.safe_dump(derived, sort_keys=False))
 
@@ -125,16 +129,25 @@ def create(
     return result
 
 
-def facts_of(workspace: StackWorkspace, name: str, stacks_dir: Path) -> StackFacts:
-    tags = workspace.list_tags(name)
-    protected_config = False
-    path = stack_file(name, stacks_dir)
-    if path.exists():
-        try:
-            protected_config = load_stack(name, stacks_dir).config.protected
-        except Exception:
-            # A stack file we cannot read cannot prove it is unprotected.
-            protected_config = True
+def shared_of(base_document: Mapping[str, Any], stacks_dir: Path) -> dict[str, Any] | None:
+    """The file a base stack names with `airgate:extends` (the loader checked it exists)."""
+    name = (base_document.get("config") or {}).get("airgate:extends")
+    if not isinstance(name, str):
+        return None
+    loaded = yaml.safe_load((stacks_dir / name).read_text())
+    return dict(loaded) if isinstance(loaded, dict) else None
+
+
+def facts_of(
+    workspace: StackWorkspace, name: str, stacks_dir: Path, tags: Mapping[str, str] | None = None
+) -> StackFacts:
+    """Everything the guard needs about one stack. Reads its state (without secrets), so callers
+    ask only about stacks the name and tags already mark as ephemeral and unprotected."""
+    tags = dict(tags) if tags is not None else workspace.list_tags(name)
+    protected_config = _protected_by_file(name, stacks_dir)
+    refusal = destroy_refusal(StackFacts(name, tags, protected_config))
+    if refusal is not None:
+        return StackFacts(name, tags, protected_config)  # refused already: its state stays unread
     protected_resources = sum(1 for r in workspace.state_resources(name) if r.get("protect"))
     return StackFacts(name, tags, protected_config, protected_resources)
 
@@ -164,18 +177,40 @@ def _ensure_stack_file(workspace: StackWorkspace, name: str, stacks_dir: Path, f
     base_loaded = load_stack(base, stacks_dir)
     document = yaml.safe_load(stack_file(base, stacks_dir).read_text())
     with_airflow = facts.tags.get(TAG_WITH_AIRFLOW) == "true"
-    derived = derive_stack_file(document, base_loaded.config, base, int(name.split("-", 1)[1]), with_airflow)
+    derived = derive_stack_file(
+        document,
+        base_loaded.config,
+        base,
+        int(name.split("-", 1)[1]),
+        with_airflow,
+        shared_of(document, stacks_dir),
+    )
     stack_file(name, stacks_dir).write_text(derived_header(base, int(name[3:])) + yaml.safe_dump(derived))
 
 
 def list_stacks(workspace: StackWorkspace, stacks_dir: Path) -> list[tuple[StackFacts, str | None]]:
-    """Every stack with its facts and, for ephemeral ones, its expiry."""
+    """Every stack with its tags and, for ephemeral ones, its expiry. Reads tags and stack files
+    only: never a stack's state, so never anything secret (prod included)."""
     rows = []
     for name in workspace.list_stacks():
-        facts = facts_of(workspace, name, stacks_dir)
+        try:
+            tags = workspace.list_tags(name)
+        except Exception as error:
+            tags = {"airgate:unreadable": f"{type(error).__name__}: {error}"}
+        facts = StackFacts(name, tags, _protected_by_file(name, stacks_dir))
         expires = expiry(facts.tags)
         rows.append((facts, expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires else None))
     return rows
+
+
+def _protected_by_file(name: str, stacks_dir: Path) -> bool:
+    path = stack_file(name, stacks_dir)
+    if not path.exists():
+        return False
+    try:
+        return load_stack(name, stacks_dir).config.protected
+    except Exception:
+        return True  # a stack file we cannot read cannot prove it is unprotected
 
 
 @dataclass
@@ -187,10 +222,30 @@ class SweepOutcome:
 def sweep(
     workspace: StackWorkspace, now: dt.datetime, stacks_dir: Path, dry_run: bool = False
 ) -> list[SweepOutcome]:
-    """Destroy and remove every expired ephemeral stack; one failure does not stop the others."""
-    facts = [facts_of(workspace, name, stacks_dir) for name in workspace.list_stacks()]
-    outcomes = []
-    for decision in sweep_decisions(facts, now):
+    """Destroy and remove every expired ephemeral stack; one failure does not stop the others.
+
+    Cheapest and safest facts first: the name (only `pr-<n>`), then the tags (ephemeral, not
+    protected, expired), and only then, for a stack about to be destroyed, its state (protected
+    resources, read without secrets). A protected or long-lived stack's state is never read. A stack
+    that cannot be read is skipped and reported, and the sweep goes on."""
+    outcomes: list[SweepOutcome] = []
+    for name in sorted(workspace.list_stacks()):
+        if not is_ephemeral_name(name):
+            outcomes.append(SweepOutcome(SweepDecision(name, "skip", "not an ephemeral stack")))
+            continue
+        try:
+            tags = workspace.list_tags(name)
+        except Exception as error:
+            outcomes.append(_unreadable(name, error))
+            continue
+        [decision] = sweep_decisions([StackFacts(name, tags)], now)
+        if decision.action == "destroy":
+            try:
+                facts = facts_of(workspace, name, stacks_dir, tags)
+            except Exception as error:
+                outcomes.append(_unreadable(name, error))
+                continue
+            [decision] = sweep_decisions([facts], now)
         outcome = SweepOutcome(decision)
         if decision.action == "destroy" and not dry_run:
             try:
@@ -199,3 +254,9 @@ def sweep(
                 outcome.error = f"{type(error).__name__}: {error}"
         outcomes.append(outcome)
     return outcomes
+
+
+def _unreadable(name: str, error: Exception) -> SweepOutcome:
+    return SweepOutcome(
+        SweepDecision(name, "skip", "cannot be read"), error=f"unreadable: {type(error).__name__}: {error}"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -67,8 +68,25 @@ class AutomationWorkspace:
         self.workspace.set_config(stack, key, self._auto.ConfigValue(value=value, secret=True))
 
     def state_resources(self, stack: str) -> list[dict[str, Any]]:
-        deployment = self.workspace.export_stack(stack).deployment or {}
-        return [dict(resource) for resource in deployment.get("resources") or []]
+        # Not `LocalWorkspace.export_stack`: it always passes --show-secrets. `pulumi stack export`
+        # without it leaves secrets encrypted (https://www.pulumi.com/docs/iac/cli/commands/pulumi_stack_export/),
+        # and the guard needs only each resource's type, URN and `protect`.
+        result = subprocess.run(  # noqa: S603 - the pulumi CLI with arguments we build
+            export_command(stack),
+            cwd=self.workspace.work_dir,
+            env={**os.environ, **(self.workspace.env_vars or {})},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pulumi stack export --stack {stack}: {result.stderr.strip()[-500:]}")
+        deployment = json.loads(result.stdout).get("deployment") or {}
+        return [
+            {key: resource.get(key) for key in ("type", "urn", "protect")}
+            for resource in deployment.get("resources") or []
+        ]
 
     def up(self, stack: str) -> dict[str, Any]:
         result = self._stack(stack).up(on_output=self._on_output, color="never")
@@ -80,6 +98,11 @@ class AutomationWorkspace:
 
     def remove_stack(self, stack: str) -> None:
         self.workspace.remove_stack(stack)
+
+
+def export_command(stack: str) -> list[str]:
+    """The state export the guard runs: never with --show-secrets."""
+    return ["pulumi", "stack", "export", "--stack", stack]
 
 
 class CloudflareUsage:

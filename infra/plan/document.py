@@ -9,11 +9,13 @@ import hashlib
 from typing import Any
 
 from infra.config.loader import LoadedStack
+from infra.plan.format import PLAN_FORMAT, PlanDocument, ResourceEntry
 from infra.plan.markers import MASK, UNKNOWN
 from infra.plan.runner import RecordedResource, Recording, is_secret
+from infra.plan.stack_facts import stack_sections
 from infra.policy.compiler import access_matrix, compile_stack
 
-FORMAT = "airgate-plan/1"
+FORMAT = PLAN_FORMAT
 EDGE_GATEWAY_TYPE = "airgate:edge:EdgeGateway"
 
 
@@ -63,10 +65,10 @@ def _gateway_of(resource: RecordedResource, by_name: dict[str, RecordedResource]
     return None
 
 
-def plan_document(loaded: LoadedStack, recording: Recording) -> dict[str, Any]:
+def plan_document(loaded: LoadedStack, recording: Recording) -> PlanDocument:
     stack = loaded.config
     by_name = {resource.name: resource for resource in recording.resources}
-    resources = [
+    resources: list[ResourceEntry] = [
         {
             "type": resource.type,
             "name": resource.name,
@@ -80,7 +82,7 @@ def plan_document(loaded: LoadedStack, recording: Recording) -> dict[str, Any]:
     ]
     resources.sort(key=lambda r: (r["gateway"] or "", r["parent"] or "", r["type"], r["name"]))
     policies = compile_stack(stack)
-    return {
+    document: PlanDocument = {
         "format": FORMAT,
         "project": "airgate",
         "stack": loaded.name,
@@ -102,46 +104,11 @@ def plan_document(loaded: LoadedStack, recording: Recording) -> dict[str, Any]:
             }
             for row in access_matrix(stack)
         ],
-        "dag_grants": sorted(
-            (
-                {
-                    "gateway": grant.gateway,
-                    "role": grant.role,
-                    "dag": dag,
-                    "conf_schema": grant.conf_schema,
-                }
-                for grant in stack.dag_grants
-                for dag in grant.dags
-            ),
-            key=lambda g: (g["gateway"], g["role"], g["dag"]),
-        ),
-        "identities": {
-            "roles": {
-                name: {
-                    "groups": sorted(role.groups),
-                    "emails": sorted(role.emails),
-                    "service_tokens": sorted(role.service_tokens),
-                    "oidc_clients": sorted(role.oidc_clients),
-                }
-                for name, role in sorted(stack.roles.items())
-            },
-            "service_tokens": {
-                name: {"duration": token.duration, "version": token.rotation.version}
-                for name, token in sorted(stack.service_tokens.items())
-            },
-        },
-        "durable_object_migrations": [
-            {
-                "tag": step.tag,
-                "new_sqlite_classes": list(step.new_sqlite_classes),
-                "deleted_classes": list(step.deleted_classes),
-                "allow_deleting_classes": step.allow_deleting_classes,
-            }
-            for step in stack.durable_object_migrations
-        ],
+        **stack_sections(stack),
         "warnings": [
             f"secret airgate:{key} is not set yet (pulumi config set --secret airgate:{key} -s {loaded.name})"
             for key in loaded.missing_secrets
             if stack.environment != "local"
         ],
     }
+    return document

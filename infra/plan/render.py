@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
+
+from infra.plan.format import PlanDocument, ResourceEntry
 
 
 def _short_type(token: str) -> str:
     return token.rsplit(":", 1)[-1]
 
 
-def _label(resource: dict[str, Any]) -> str:
+def _label(resource: ResourceEntry) -> str:
     inputs = resource["inputs"]
     detail = next(
         (
@@ -27,10 +27,10 @@ def _label(resource: dict[str, Any]) -> str:
     return f"+ {_short_type(resource['type'])} {resource['name']}  {detail}{lock}".rstrip()
 
 
-def render_plan(document: dict[str, Any], console: Console) -> None:
+def render_plan(document: PlanDocument, console: Console) -> None:
     title = f"airgate plan: stack {document['stack']} ({document['environment']})"
     tree = Tree(title)
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[ResourceEntry]] = {}
     for resource in document["resources"]:
         if not resource["custom"]:
             continue

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PLAN_FORMAT = "airgate-plan/1"
+from infra.plan.format import PLAN_FORMAT, PlanDocument, as_plan
+
 PLANNED_PATHS = ("Pulumi.yaml", "infra", "stacks", "worker_templates", "package.json", "package-lock.json")
 
 # Runs inside the extracted ref: plans each stack with that ref's code, writes one JSON per stack,
@@ -55,7 +56,7 @@ class SourceError(RuntimeError):
 @dataclass
 class PlanSet:
     label: str
-    plans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plans: dict[str, PlanDocument] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -72,14 +73,17 @@ def _git(repo: Path, *args: str, binary: bool = False) -> Any:
     return result.stdout
 
 
-def read_plan_file(path: Path) -> dict[str, Any]:
+def read_plan_file(path: Path) -> PlanDocument:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise SourceError(f"{path}: not a readable plan JSON ({error})") from None
-    if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
-        raise SourceError(f"{path}: not an {PLAN_FORMAT} document (write one with `airgate plan --json`)")
-    return document
+    try:
+        return as_plan(raw)
+    except ValueError as error:
+        raise SourceError(
+            f"{path}: not an {PLAN_FORMAT} document: {error} (write one with `airgate plan --json`)"
+        ) from None
 
 
 def is_git_ref(repo: Path, ref: str) -> bool:
@@ -161,7 +165,10 @@ def _start_plan(checkout: Path, out: Path, stacks: list[str]) -> subprocess.Pope
 def _collect(label: str, out: Path, stacks: list[str]) -> PlanSet:
     found = PlanSet(label)
     for path in sorted(out.glob("*.json")):
-        found.plans[path.stem] = json.loads(path.read_text())
+        try:
+            found.plans[path.stem] = as_plan(json.loads(path.read_text()))
+        except ValueError as error:
+            found.errors[f"{label}:{path.stem}"] = f"the plan it wrote is not readable: {error}"
     for path in sorted(out.glob("*.error")):
         found.errors[f"{label}:{path.stem}"] = path.read_text()
     return found

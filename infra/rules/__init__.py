@@ -4,7 +4,7 @@
 resources to the same document shape and runs the very same functions.
 """
 
-from infra.rules.model import Finding, Rule, RuleConfig
+from infra.rules.model import Finding, Rule, RuleConfig, Thresholds, parse_threshold
 from infra.rules.registry import RULES, evaluate, rule_ids
 
-__all__ = ["RULES", "Finding", "Rule", "RuleConfig", "evaluate", "rule_ids"]
+__all__ = ["RULES", "Finding", "Rule", "RuleConfig", "Thresholds", "evaluate", "parse_threshold", "rule_ids"]

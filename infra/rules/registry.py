@@ -11,11 +11,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from infra.rules.model import Finding, Rule, RuleConfig
+from infra.plan.format import PlanDocument
+from infra.rules.grants import GRANT_RULES
+from infra.rules.model import Finding, Rule, RuleConfig, Thresholds
 from infra.rules.view import (
     SECRET_MASK,
     UNKNOWN,
     PlanView,
+    known,
     literal_prefix,
 )
 
@@ -42,7 +45,7 @@ def _finding(rule: str, severity: str, message: str, fix: str, **where: str | No
 # --- access-in-prod -----------------------------------------------------------------------------
 
 
-def access_in_prod(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def access_in_prod(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """Every route of every prod gateway is behind a Cloudflare Access app, and no side door
     (workers.dev) reaches the Worker around it."""
     if not view.is_prod:
@@ -51,6 +54,8 @@ def access_in_prod(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
     gateways = sorted(set(view.policies) | set(view.gateway_hosts))
     for gateway in gateways:
         hosts = view.gateway_hosts.get(gateway, [])
+        if not all(known(host) for host in hosts) or not known(view.access_destinations_raw):
+            continue  # a preview cannot tell yet; the plan after it will (never a false mandatory)
         if not hosts:
             yield _finding(
                 rule,
@@ -106,7 +111,7 @@ def _decisions(node: Any) -> Iterator[str]:
             yield from _decisions(item)
 
 
-def no_bypass_in_prod(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def no_bypass_in_prod(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """`bypass` switches Access off for whoever matches; prod never does that. Elsewhere it warns."""
     for resource in view.resources:
         if "Access" not in resource.kind:
@@ -125,7 +130,7 @@ def no_bypass_in_prod(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
 # --- service-token-duration ---------------------------------------------------------------------
 
 
-def service_token_duration(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def service_token_duration(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """Service tokens expire, within the configured bound, so a leaked one dies on its own."""
     rule = "service-token-duration"
     limit = config.max_service_token_hours
@@ -200,7 +205,7 @@ def _env_literals(node: Any) -> Iterator[tuple[str, str]]:
             yield from _env_literals(item)
 
 
-def no_plaintext_secret(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def no_plaintext_secret(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """A secret never travels as a plain-text binding, JSON var, ConfigMap entry or env literal."""
     rule = "no-plaintext-secret"
     fix = "bind it as secret_text from a Pulumi secret (`{secret: key}` in the stack), or a k8s Secret"
@@ -210,6 +215,8 @@ def no_plaintext_secret(view: PlanView, config: RuleConfig) -> Iterator[Finding]
             if kind not in ("plain_text", "json"):
                 continue
             value = binding.get("text") if kind == "plain_text" else binding.get("json")
+            if not known(value):
+                continue  # unknown at preview, or masked: nothing to judge
             reasons: list[str] = []
             if SECRET_NAME.search(name) and value not in (None, "", SECRET_MASK):
                 reasons.append("its name says it is a secret")
@@ -231,7 +238,7 @@ def no_plaintext_secret(view: PlanView, config: RuleConfig) -> Iterator[Finding]
             continue
         if resource.kind == "ConfigMap":
             for key, value in sorted((resource.inputs.get("data") or {}).items()):
-                if (SECRET_NAME.search(str(key)) and value) or _looks_secret(value):
+                if known(value) and ((SECRET_NAME.search(str(key)) and value) or _looks_secret(value)):
                     yield _finding(
                         rule,
                         "error",
@@ -240,6 +247,8 @@ def no_plaintext_secret(view: PlanView, config: RuleConfig) -> Iterator[Finding]
                         resource=resource.name,
                     )
         for name, value in _env_literals(resource.inputs):
+            if not known(value):
+                continue
             if (SECRET_NAME.search(name) and value and value != SECRET_MASK) or _looks_secret(value):
                 yield _finding(
                     rule,
@@ -253,13 +262,15 @@ def no_plaintext_secret(view: PlanView, config: RuleConfig) -> Iterator[Finding]
 # --- compatibility-date -------------------------------------------------------------------------
 
 
-def compatibility_date(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def compatibility_date(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """Workers pin a compatibility date that is neither missing, in the future, nor too old."""
     rule = "compatibility-date"
     oldest = config.today - dt.timedelta(days=config.max_compatibility_age_days)
     for script in view.of_kind("WorkersScript", "WorkerScript"):
         raw = script.inputs.get("compatibilityDate")
         where = {"resource": script.name, "gateway": script.gateway}
+        if not known(raw):
+            continue
         if not raw:
             yield _finding(
                 rule,
@@ -317,7 +328,7 @@ def _public_helm_values(node: Any, trail: str = "") -> Iterator[str]:
             yield from _public_helm_values(item, trail)
 
 
-def airflow_no_public_ingress(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def airflow_no_public_ingress(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """Airflow's API is reached only through the tunnel, by the trigger Worker: nothing in the
     cluster opens a public door (LoadBalancer/NodePort Services, external IPs, Ingresses, Gateway
     API routes, chart values that enable them), and no tunnel hostname serves Airflow without Access."""
@@ -363,6 +374,8 @@ def airflow_no_public_ingress(view: PlanView, config: RuleConfig) -> Iterator[Fi
         for entry in ingresses if isinstance(ingresses, list) else []:
             if not isinstance(entry, dict) or not isinstance(entry.get("hostname"), str):
                 continue
+            if not known(entry["hostname"]) or not known(view.access_destinations_raw):
+                continue  # a preview cannot tell yet
             service = str(entry.get("service", ""))
             if "airflow" not in (service + entry["hostname"]).lower():
                 continue
@@ -400,12 +413,12 @@ def _flagged_in_plan(view: PlanView) -> set[str]:
     return flagged
 
 
-def durable_object_deletion(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def durable_object_deletion(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """Deleting a Durable Object class destroys its stored state; it needs an explicit flag."""
     allowed = set(config.allow_deleting_classes) | _flagged_in_plan(view)
     for script in view.of_kind("WorkersScript", "WorkerScript"):
         for name in _deleted_classes(script.inputs.get("migrations")):
-            if name in allowed or "*" in allowed:
+            if name in allowed or "*" in allowed or not known(name):
                 continue
             yield _finding(
                 "durable-object-deletion",
@@ -421,7 +434,7 @@ def durable_object_deletion(view: PlanView, config: RuleConfig) -> Iterator[Find
 # --- prod-data-protected ------------------------------------------------------------------------
 
 
-def prod_data_protected(view: PlanView, config: RuleConfig) -> Iterator[Finding]:
+def prod_data_protected(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     """In a protected stack, what holds data (KV, Workers with Durable Objects) cannot be deleted by
     accident: `protect` is on."""
     if not view.protected:
@@ -454,6 +467,7 @@ RULES: tuple[Rule, ...] = (
         durable_object_deletion,
     ),
     Rule("prod-data-protected", "Data-holding resources are protected", prod_data_protected),
+    *GRANT_RULES,
 )
 
 
@@ -462,13 +476,23 @@ def rule_ids() -> list[str]:
 
 
 def evaluate(
-    document: dict[str, Any], config: RuleConfig | None = None, only: set[str] | None = None
+    document: PlanDocument, config: RuleConfig | None = None, only: set[str] | None = None
 ) -> list[Finding]:
-    """Every finding of every rule (or of `only`), errors first, in a stable order."""
+    """Every finding of every rule (or of `only`), errors first, in a stable order. Thresholds are
+    the run's (`config`) over the stack's own `review:` section."""
     view = PlanView(document)
-    chosen = config or RuleConfig()
+    chosen = (config or RuleConfig()).resolve(view.review)
     findings = [
         finding for rule in RULES if only is None or rule.id in only for finding in rule.check(view, chosen)
+    ]
+    findings += [
+        Finding(
+            "review-exceptions",
+            "warning",
+            f"review.exceptions names {name!r}, which is no rule, so it excuses nothing",
+            f"use one of: {', '.join(rule_ids())}",
+        )
+        for name in sorted(set(chosen.exceptions) - set(rule_ids()))
     ]
     return sorted(
         set(findings), key=lambda f: (f.severity != "error", f.rule, f.gateway or "", f.resource or "")

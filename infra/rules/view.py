@@ -11,12 +11,20 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
+from infra.plan.format import PlanDocument, ResourceEntry
 from infra.plan.markers import MASK as SECRET_MASK
 from infra.plan.markers import UNKNOWN
 
 __all__ = ["SECRET_MASK", "UNKNOWN"]
+
+MEMBER_KINDS: tuple[Literal["groups", "emails", "service_tokens", "oidc_clients"], ...] = (
+    "groups",
+    "emails",
+    "service_tokens",
+    "oidc_clients",
+)
 
 
 def kind_of(resource_type: str) -> str:
@@ -74,7 +82,7 @@ class Resource:
         return kind_of(self.type)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Resource:
+    def from_json(cls, raw: ResourceEntry) -> Resource:
         return cls(
             type=str(raw["type"]),
             name=str(raw["name"]),
@@ -87,7 +95,7 @@ class Resource:
 
 
 class PlanView:
-    def __init__(self, document: dict[str, Any]) -> None:
+    def __init__(self, document: PlanDocument) -> None:
         self.document = document
         self.stack: str = str(document.get("stack", "?"))
         self.environment: str = str(document.get("environment", "?"))
@@ -96,7 +104,41 @@ class PlanView:
 
     @property
     def is_prod(self) -> bool:
-        return self.environment == "prod"
+        """Prod, or an environment nobody could determine: the prod rules then apply (fail closed)."""
+        return self.environment not in ("local", "dev", "staging")
+
+    @property
+    def zone(self) -> str | None:
+        zone = self.document.get("zone")
+        return zone if isinstance(zone, str) and known(zone) else None
+
+    @property
+    def review(self) -> dict[str, Any]:
+        review = self.document.get("review")
+        return dict(review) if isinstance(review, dict) else {}
+
+    @cached_property
+    def role_members(self) -> dict[str, dict[str, list[str]]]:
+        """Role -> members, from the identities section or else the compiled policies."""
+        found: dict[str, dict[str, list[str]]] = {}
+        identities = self.document.get("identities")
+        if isinstance(identities, dict) and isinstance(identities.get("roles"), dict):
+            return {
+                str(name): {kind: list(members[kind]) for kind in MEMBER_KINDS}
+                for name, members in identities["roles"].items()
+            }
+        for policy in self.policies.values():
+            for name, members in (policy.get("roles") or {}).items():
+                if isinstance(members, dict):
+                    found[str(name)] = dict(members)
+        return found
+
+    def is_machine_role(self, role: str) -> bool:
+        """A role only machines hold: service tokens or OIDC clients, no people."""
+        members = self.role_members.get(role) or {}
+        people = list(members.get("groups") or []) + list(members.get("emails") or [])
+        machines = list(members.get("service_tokens") or []) + list(members.get("oidc_clients") or [])
+        return bool(machines) and not people
 
     def of_kind(self, *kinds: str) -> Iterator[Resource]:
         return (r for r in self.resources if r.kind in kinds)
@@ -119,6 +161,19 @@ class PlanView:
             if isinstance(raw, str) and resource.gateway:
                 hosts.setdefault(resource.gateway, []).append(host_of(raw)[0])
         return hosts
+
+    @cached_property
+    def access_destinations_raw(self) -> list[Any]:
+        """Every Access app's domain and destinations as given (to tell unknown ones apart)."""
+        raw: list[Any] = []
+        for app in self.of_kind("ZeroTrustAccessApplication", "AccessApplication"):
+            raw.append(app.inputs.get("domain"))
+            raw += list(app.inputs.get("destinations") or [])
+        return [item for item in raw if item is not None]
+
+    @cached_property
+    def gateways(self) -> dict[str, GatewayFacts]:
+        return gateway_facts(self)
 
     @cached_property
     def access_destinations(self) -> list[tuple[Resource, str, str]]:
@@ -168,3 +223,96 @@ class PlanView:
             default=str,
         ).lower()
         return "airflow" in text
+
+
+def known(value: Any) -> bool:
+    """False for what the engine cannot know yet (preview) and what the plan masks."""
+    if isinstance(value, str):
+        return value not in (UNKNOWN, SECRET_MASK)
+    if isinstance(value, dict):
+        return all(known(item) for item in value.values())
+    if isinstance(value, list):
+        return all(known(item) for item in value)
+    return True
+
+
+def url_host(url: str) -> str:
+    """`https://a.example.com:8443/x` -> `a.example.com`."""
+    rest = url.split("://", 1)[-1]
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.split(":", 1)[0].lower()
+
+
+def within(host: str, domain: str) -> bool:
+    domain = domain.lower().lstrip(".")
+    return host == domain or host.endswith("." + domain)
+
+
+@dataclass(frozen=True)
+class GatewayFacts:
+    """What one gateway is, read from its resources and compiled policy (so the same facts exist in
+    a plan document, an older one, and the engine's view the CrossGuard pack gets)."""
+
+    name: str
+    kind: str
+    hosts: tuple[str, ...]
+    upstream_url: str
+    """The upstream URL, or UNKNOWN when the plan cannot show it."""
+    upstream_credential: bool
+    behind_access: bool | None
+    """Every host covered by an Access app; None when a host or destination is not known yet."""
+    limits: dict[str, Any]
+    default_rate_limit: dict[str, Any] | None
+    routes: tuple[dict[str, Any], ...]
+
+    @property
+    def upstream_host(self) -> str:
+        return url_host(self.upstream_url) if known(self.upstream_url) else UNKNOWN
+
+
+def _upstream(view: PlanView, gateway: str) -> tuple[str, bool]:
+    url, credential = UNKNOWN, False
+    for script in view.of_kind("WorkersScript", "WorkerScript"):
+        if script.gateway != gateway:
+            continue
+        for binding in view.bindings(script):
+            if binding.get("name") == "UPSTREAM" and isinstance(binding.get("json"), str):
+                try:
+                    parsed = json.loads(binding["json"])
+                except ValueError:
+                    continue
+                if isinstance(parsed, dict) and isinstance(parsed.get("url"), str):
+                    url = parsed["url"]
+            if binding.get("name") == "UPSTREAM_CREDENTIAL":
+                credential = True
+    return url, credential
+
+
+def gateway_facts(view: PlanView) -> dict[str, GatewayFacts]:
+    names = sorted(set(view.policies) | set(view.gateway_hosts))
+    facts: dict[str, GatewayFacts] = {}
+    for name in names:
+        policy = view.policies.get(name) or {}
+        hosts = tuple(view.gateway_hosts.get(name, []))
+        url, credential = _upstream(view, name)
+        behind: bool | None
+        if not hosts:
+            behind = False
+        elif not all(known(h) for h in hosts) or not known(view.access_destinations_raw):
+            behind = None
+        else:
+            behind = all(view.access_covers(host) is not None for host in hosts)
+        facts[name] = GatewayFacts(
+            name=name,
+            kind=str(policy.get("kind", "proxy")),
+            hosts=hosts,
+            upstream_url=url,
+            upstream_credential=credential,
+            behind_access=behind,
+            limits=dict(policy.get("limits") or {}),
+            default_rate_limit=policy.get("default_rate_limit"),
+            routes=tuple(r for r in policy.get("routes") or [] if isinstance(r, dict)),
+        )
+    return facts

@@ -1,10 +1,17 @@
 """A recording stand-in for the Automation API workspace: same methods as `StackWorkspace`, state
-in memory, every call logged, so tests can assert what would have been done to a real backend."""
+in memory, every call logged, so tests can assert what would have been done to a real backend.
+
+Given the stacks folder, `set_secret` also rewrites the stack file as `pulumi config set` does: it
+re-serialises every value, and a null comes back as "" (pulumi/pulumi#19483), so a stack file that
+holds a null no longer loads after the first secret is set, as on a real backend."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 MUTATING = ("create_or_select", "set_tag", "set_secret", "up", "destroy", "remove_stack")
 
@@ -18,11 +25,17 @@ class FakeStack:
 
 class RecordingWorkspace:
     def __init__(
-        self, stacks: dict[str, FakeStack] | None = None, fail_destroy: set[str] | None = None
+        self,
+        stacks: dict[str, FakeStack] | None = None,
+        fail_destroy: set[str] | None = None,
+        fail_tags: set[str] | None = None,
+        stacks_dir: Path | None = None,
     ) -> None:
         self.stacks = stacks or {}
         self.calls: list[tuple[str, ...]] = []
         self.fail_destroy = fail_destroy or set()
+        self.fail_tags = fail_tags or set()
+        self.stacks_dir = stacks_dir
 
     def mutations(self) -> list[tuple[str, ...]]:
         return [call for call in self.calls if call[0] in MUTATING]
@@ -37,6 +50,8 @@ class RecordingWorkspace:
 
     def list_tags(self, stack: str) -> dict[str, str]:
         self.calls.append(("list_tags", stack))
+        if stack in self.fail_tags:
+            raise RuntimeError(f"error: could not read stack {stack}: 403 Forbidden")
         return dict(self.stacks[stack].tags)
 
     def set_tag(self, stack: str, key: str, value: str) -> None:
@@ -46,6 +61,12 @@ class RecordingWorkspace:
     def set_secret(self, stack: str, key: str, value: str) -> None:
         self.calls.append(("set_secret", stack, key))  # never log the value
         self.stacks[stack].secrets[key] = value
+        if self.stacks_dir is not None:
+            path = self.stacks_dir / f"Pulumi.{stack}.yaml"
+            document = yaml.safe_load(path.read_text()) if path.exists() else {}
+            config = {k: as_pulumi_stores(v) for k, v in (document.get("config") or {}).items()}
+            config[key] = {"secure": f"v1:{len(value)}:ciphertext"}
+            path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
 
     def state_resources(self, stack: str) -> list[dict[str, Any]]:
         self.calls.append(("state_resources", stack))
@@ -72,3 +93,14 @@ class FixedUsage:
 
     def in_use(self) -> dict[str, int]:
         return dict(self.counts)
+
+
+def as_pulumi_stores(value: Any) -> Any:
+    """A config value after `pulumi config set` rewrote the file: a null is stored as ""."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return {key: as_pulumi_stores(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_pulumi_stores(item) for item in value]
+    return value

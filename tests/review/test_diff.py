@@ -147,7 +147,11 @@ def test_risky_changes_come_first(plan_of: PlanOf) -> None:
     report = diff_sets({"dev": dev_base, "prod": prod_base}, {"dev": dev_head, "prod": prod_head})
     assert [s["stack"] for s in report["stacks"]] == ["prod", "dev"]
     text = render_markdown(report)
-    assert text.index("**Risky (1)**") < text.index("**Grants**") < text.index("### dev")
+    risky = text[text.index("### ⚠️ Risky (1)") : text.index("### Changes")]
+    assert "`analyst` may now call `GET /v1/health` on `ingest`" in risky
+    assert risky.rstrip().endswith("· prod")
+    changes = text[text.index("### Changes") :]
+    assert "`analyst` may now call `GET /v1/health` on `ingest` (route health) · prod, dev" in changes
 
 
 # --- resources ---
@@ -195,7 +199,7 @@ def test_fail_on_risky_exits_non_zero(tmp_path: Path, plan_of: PlanOf) -> None:
     failed = runner.invoke(app, ["diff", *files, "--fail-on", "risky"])
     assert failed.exit_code == 1 and "**1 risky change**" in failed.stdout
     as_json = json.loads(runner.invoke(app, ["diff", *files, "--format", "json"]).stdout)
-    assert as_json["format"] == "airgate-diff/1" and as_json["risky"] == 1
+    assert as_json["format"] == "airgate-diff/2" and as_json["risky"] == 1
 
 
 def test_mermaid_draws_only_changed_gateways(plan_of: PlanOf) -> None:
@@ -233,7 +237,7 @@ def test_a_2000_route_change_fits_one_comment(
     assert report["risky"] >= 2000
     text = render_markdown(report, "the `airgate-diff` artifact")
     assert len(text) < MAX_CHARS
-    assert "**Risky (" in text and "more risky changes (see the full JSON)" in text
+    assert "### ⚠️ Risky (" in text and "more risky changes (see the full JSON)" in text
     assert "Full machine-readable diff: the `airgate-diff` artifact" in text
     assert len(report["stacks"][0]["grants"]) >= 2000  # the JSON keeps everything
 

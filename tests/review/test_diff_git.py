@@ -77,7 +77,8 @@ def test_a_fork_without_secrets_diffs_two_refs(repo: Path, tmp_path: Path) -> No
     text = result.stdout
     assert text.startswith("<!-- airgate-diff -->")
     assert "`analyst` may now call `GET /v1/health` on `ingest`" in text
-    assert text.index("### ⚠️ prod (prod)") < text.index("### dev (dev)")
+    assert text.index("### ⚠️ Risky (1)") < text.index("### Changes")
+    assert "— _new grant in prod_" in text  # one stack: no stack list on the line
     report = json.loads(full.read_text())
     assert {s["stack"] for s in report["stacks"]} == {"local", "dev", "staging", "prod"}
     assert report["risky"] == 1
@@ -97,3 +98,36 @@ def test_an_unknown_ref_is_a_usage_error(repo: Path) -> None:
     result = CliRunner().invoke(app, ["diff", "HEAD", "no-such-ref", "--repo", str(repo)])
     assert result.exit_code == 2
     assert "neither a plan JSON file" in result.stderr
+
+
+def test_a_stack_that_stops_planning_fails_the_diff_and_is_not_a_removal(repo: Path, tmp_path: Path) -> None:
+    # A prod zone typo at HEAD: exit 2 (an error) even with --fail-on risky, and the comment names
+    # the failure instead of showing prod's 50-odd resources as deleted.
+    prod = repo / "stacks" / "Pulumi.prod.yaml"
+    prod.write_text(prod.read_text().replace("airgate:zone: acme-data.com", "airgate:zone: not a zone"))
+    git(repo, "commit", "-q", "-am", "break prod")
+    try:
+        result = subprocess.run(
+            [
+                str(AIRGATE),
+                "diff",
+                "HEAD~1",
+                "HEAD",
+                "--repo",
+                str(repo),
+                "--stack",
+                "prod",
+                "--fail-on",
+                "risky",
+            ],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+            timeout=300,
+            cwd=tmp_path,
+        )
+    finally:
+        git(repo, "reset", "-q", "--hard", "HEAD~1")
+    assert result.returncode == 2, result.stderr
+    assert "**HEAD:prod does not plan:**" in result.stdout and "zone" in result.stdout
+    assert "delete" not in result.stdout and "removed" not in result.stdout

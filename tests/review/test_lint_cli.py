@@ -19,7 +19,7 @@ PlanOf = Callable[[str], dict[str, Any]]
 def test_lint_plans_the_stack_and_passes(stub_templates: Path) -> None:
     result = runner.invoke(app, ["lint", "--stack", "prod", "--today", "2026-11-29"])
     assert result.exit_code == 0, result.output
-    assert "airgate lint prod: ok — 8 rules, 0 errors, 0 warnings" in result.stdout
+    assert "airgate lint prod: ok — 16 rules, 0 errors, 0 warnings" in result.stdout
 
 
 def test_lint_fails_with_the_rule_the_resource_and_the_fix(tmp_path: Path, plan_of: PlanOf) -> None:

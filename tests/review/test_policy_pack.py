@@ -3,6 +3,7 @@ resources (proxied props, unknowns during preview, secrets unwrapped), it report
 
 from __future__ import annotations
 
+import json
 import runpy
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,11 @@ COMPONENT_TYPES = {
 }
 
 
+def urn(stack: str, raw: dict[str, Any]) -> str:
+    """https://www.pulumi.com/docs/iac/concepts/resources/names/#urns (parent types elided)."""
+    return f"urn:pulumi:{stack}::airgate::{raw['type']}::{raw['name']}"
+
+
 def engine_view(plan: dict[str, Any]) -> list[PolicyResource]:
     """What AnalyzeStack hands a stack policy: every resource, with components and parents linked."""
     by_name: dict[str, PolicyResource] = {}
@@ -35,7 +41,7 @@ def engine_view(plan: dict[str, Any]) -> list[PolicyResource]:
             (
                 raw,
                 PolicyResource(
-                    raw["type"], props, f"urn:{raw['name']}", raw["name"], opts, None, None, [], {}
+                    raw["type"], props, urn(plan["stack"], raw), raw["name"], opts, None, None, [], {}
                 ),
             )
         )
@@ -119,13 +125,46 @@ def test_pack_and_lint_report_the_same_errors(plan_of: PlanOf) -> None:
         "steps": [{"deletedClasses": ["RateLimiter"]}],
     }
     resource(plan, "ingest-kv")["protect"] = False
+    break_every_grant_rule(plan)
 
     lint = {f.rule for f in evaluate(plan, RuleConfig()) if f.severity == "error"}
     pack = run_pack(plan)
     assert set(pack) == lint == {rule.id for rule in RULES}
     [(message, urn)] = pack["service-token-duration"]
-    assert urn == "urn:identity-token-ci" and "Fix:" in message
+    assert urn is not None and urn.endswith("::identity-token-ci") and "Fix:" in message
     assert "the-real-upstream-token" not in repr(pack)
+
+
+def edit_policy(plan: dict[str, Any], gateway: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change a compiled policy in the plan and in the KV value the engine (and so the pack) sees."""
+    document = plan["policies"][gateway]["document"]
+    change(document)
+    resource(plan, f"{gateway}-policy")["inputs"]["value"] = json.dumps(document)
+
+
+def break_every_grant_rule(plan: dict[str, Any]) -> None:
+    def warehouse(doc: dict[str, Any]) -> None:
+        everything = {"name": "everything", "pattern": "/**", "methods": ["GET"], "roles": ["analyst"]}
+        doc["routes"].append(everything)
+        admin = next(r for r in doc["routes"] if r["name"] == "admin")
+        admin["roles"].append("ci")
+        doc["roles"]["ci"] = {"groups": [], "emails": [], "service_tokens": ["ci"], "oidc_clients": ["ci"]}
+        doc["limits"]["durable_objects_fail_open"] = True
+        doc["limits"]["max_body_bytes"] = 100 * 1024 * 1024
+
+    def ingest(doc: dict[str, Any]) -> None:
+        next(r for r in doc["routes"] if r["name"] == "events-write")["methods"].append("DELETE")
+
+    def trigger(doc: dict[str, Any]) -> None:
+        doc["dags"]["drop_everything"] = {"analyst": {"conf_schema": None}}
+
+    edit_policy(plan, "warehouse", warehouse)
+    edit_policy(plan, "ingest", ingest)
+    edit_policy(plan, "trigger", trigger)
+    for binding in resource(plan, "ingest-script")["inputs"]["bindings"]:
+        if binding["name"] == "UPSTREAM":
+            binding["json"] = json.dumps({"url": "https://collector.example.net"})
+    plan["resources"] = [r for r in plan["resources"] if r["type"].rsplit(":", 1)[-1] != "LogpushJob"]
 
 
 def test_pack_config_tunes_the_rules(plan_of: PlanOf) -> None:
