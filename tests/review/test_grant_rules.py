@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 
 from infra.cli.main import app
 from infra.config.loader import STACKS_DIR
+from infra.config.migration_history import chained_digest
+from infra.config.sections import MigrationStep
 from infra.rules import RuleConfig, evaluate
 from policy_pack.airgate_pack import plan_from_engine
 from tests.review.conftest import TODAY, plan_stack, resource
@@ -186,9 +188,11 @@ def test_pack_and_lint_agree_on_allow_deleting_classes(
     folder = tmp_path / "stacks"
     shutil.copytree(STACKS_DIR, folder)
     shared = yaml.safe_load((folder / "shared.yaml").read_text())
-    shared["durable_object_migrations"].append(
-        {"tag": "v2", "deleted_classes": ["IdempotencyStore"], "allow_deleting_classes": flagged}
-    )
+    history = shared["durable_object_migrations"]
+    entry = {"tag": "v2", "deleted_classes": ["IdempotencyStore"], "allow_deleting_classes": flagged}
+    # A new entry is sealed with its chained digest, as the loader asks of any appended step.
+    entry["digest"] = chained_digest(history[-1]["digest"], MigrationStep.model_validate(entry))
+    history.append(entry)
     (folder / "shared.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
     plan = deleting(plan_of("dev"), flagged)
     lint = "durable-object-deletion" in errors(plan)
