@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -97,9 +98,12 @@ def status(state_dir: StateDirOption = None) -> None:
 def logs(
     component: Annotated[str | None, typer.Argument(help="A component name; omit to list them")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing lines as they come")] = False,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Print the tail of a local component's log (decision lines are in `gateways`)."""
+    """Print the end of a local component's log as it is: one line per line, JSON lines stay whole
+    (decision lines are in `gateways`; pipe them to jq). --follow keeps printing new lines."""
+    from infra.local.logs import follow_lines, last_lines
     from infra.local.processes import Supervisor
 
     supervisor = Supervisor(_state(state_dir))
@@ -109,7 +113,18 @@ def logs(
             errors.print(f"no log for {component!r}", markup=False)
         console.print("components: " + (", ".join(available) or "(none yet)"), markup=False)
         raise typer.Exit(code=0 if component is None else 2)
-    console.print(supervisor.tail(component, lines), markup=False, highlight=False)
+    # Raw bytes to stdout, never through rich: it would wrap long lines at the terminal width.
+    out = sys.stdout.buffer
+    path = supervisor.log_file(component)
+    out.write(last_lines(path, lines))
+    out.flush()
+    if follow:
+        try:
+            for chunk in follow_lines(path):
+                out.write(chunk)
+                out.flush()
+        except (KeyboardInterrupt, BrokenPipeError):
+            return
 
 
 @app.command()

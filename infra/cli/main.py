@@ -7,7 +7,7 @@ from __future__ import annotations
 
 # Importing a command module registers its commands: plan, build; up, down, status, logs;
 # diff, lint; the stack group.
-from infra.cli import access, edge, local, review, stacks  # noqa: F401
+from infra.cli import access, control, edge, local, review, stacks  # noqa: F401
 from infra.cli.app import app
 
 __all__ = ["app", "main"]
