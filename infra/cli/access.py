@@ -143,3 +143,107 @@ def can_i(
     else:
         _print_answer(answer)
     raise typer.Exit(code=0 if answer["allowed"] else 1)
+
+
+def _deployed_inputs(loaded: Any, urls: list[str] | None, credentials: Path | None) -> tuple[Any, Any]:
+    stack = loaded.config
+    found = {name: f"https://{gateway.hostname}" for name, gateway in stack.gateways.items()}
+    for pair in urls or []:
+        name, _, url = pair.partition("=")
+        if name not in found or not url:
+            errors.print(f"--url {pair!r}: write <gateway>=<URL> for one of {', '.join(sorted(found))}")
+            raise typer.Exit(code=2)
+        found[name] = url
+    if credentials is None:
+        errors.print("a deployed stack needs --credentials FILE: {identity: {header: value}}", markup=False)
+        raise typer.Exit(code=2)
+    try:
+        given = json.loads(credentials.read_text())
+        assert isinstance(given, dict) and all(isinstance(v, dict) for v in given.values())
+    except (OSError, ValueError, AssertionError):
+        errors.print(f"--credentials {credentials}: expected a JSON object {{identity: {{header: value}}}}")
+        raise typer.Exit(code=2) from None
+    return found, given
+
+
+@app.command()
+def verify(
+    stack: Annotated[
+        str, typer.Option("--stack", "-s", help="The stack whose running edge to probe")
+    ] = "local",
+    url: Annotated[
+        list[str] | None,
+        typer.Option("--url", help="<gateway>=<base URL> (deployed; default https://<hostname>)"),
+    ] = None,
+    credentials: Annotated[
+        Path | None,
+        typer.Option("--credentials", help="Deployed: JSON {machine identity: {header: value}}"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Local environment state (default: .state/local)")
+    ] = None,
+    stacks_dir: StacksDirOption = None,
+) -> None:
+    """Probe a running edge (the local environment by default) through each gateway's decision
+    endpoint: every machine identity x (gateway, route, method), plus unauthenticated probes, compared
+    with the compiled policy, and every gateway's policy version. Exit 1 on any mismatch."""
+    loaded = load_or_exit(stack, stacks_dir)
+    report = _verify_local(loaded, state_dir) if loaded.config.environment == "local" else None
+    if report is None:
+        report = _verify_deployed(loaded, url, credentials)
+    _print_report(loaded.name, report, as_json)
+    if not report.passed:
+        raise typer.Exit(code=1)
+
+
+def _verify_local(loaded: Any, state_dir: Path | None) -> Any:
+    from infra.cli.local import _state
+    from infra.local.environment import prepare
+    from infra.verify.local import verify_local
+
+    state = _state(state_dir)
+    if not (state / "ports.json").exists():
+        errors.print(f"no local environment in {state}: run `airgate up` first", markup=False)
+        raise typer.Exit(code=2)
+    try:
+        return verify_local(loaded, prepare(loaded, state))
+    except (OSError, RuntimeError) as failure:
+        errors.print(f"cannot verify the local environment: {failure} (is it up?)", markup=False)
+        raise typer.Exit(code=2) from None
+
+
+def _verify_deployed(loaded: Any, urls: list[str] | None, credentials: Path | None) -> Any:
+    from infra.policy.compiler import compile_stack
+    from infra.verify.probes import Uncoverable, machine_identities, plan_probes, uncoverable
+    from infra.verify.run import run_probes
+
+    found, given = _deployed_inputs(loaded, urls, credentials)
+    stack = loaded.config
+    policies = compile_stack(stack)
+    known = machine_identities(stack)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        errors.print(f"--credentials names {', '.join(unknown)}; machine identities: {', '.join(known)}")
+        raise typer.Exit(code=2)
+    identities = sorted(given)
+    rows = uncoverable(stack, policies) + [
+        Uncoverable(identity, "*", "*", "no credential given") for identity in known if identity not in given
+    ]
+    return run_probes(
+        plan_probes(stack, policies, identities),
+        found,
+        given,
+        {name: policy.version for name, policy in policies.items()},
+        rows,
+    )
+
+
+def _print_report(stack: str, report: Any, as_json: bool) -> None:
+    from infra.verify.summary import report_document, summary_lines
+
+    if as_json:
+        print(json.dumps(report_document(stack, report), indent=2))
+        return
+    for line in summary_lines(stack, report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
