@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -65,6 +65,25 @@ def up(
         raise typer.Exit(code=1) from None
     if run.state != "success":
         errors.print("hint: airgate logs airflow-scheduler; the environment stays up", markup=False)
+        raise typer.Exit(code=1)
+    _verify_after_up(loaded, started.plan)
+
+
+def _verify_after_up(loaded: Any, plan: Any) -> None:
+    """The last step of `up`: does the running edge enforce the compiled policy? (`airgate verify`)"""
+    from infra.verify.local import verify_local
+    from infra.verify.summary import summary_lines
+
+    with console.status("verifying the gateways against the compiled policy"):
+        report = verify_local(loaded, plan)
+    lines = summary_lines(loaded.name, report)
+    console.print(lines[0], markup=False, highlight=False, soft_wrap=True)
+    if not report.passed:
+        for line in lines[1:]:
+            errors.print(line, markup=False, highlight=False, soft_wrap=True)
+        errors.print(
+            "the edge does not enforce the compiled policy; it stays up (airgate verify)", markup=False
+        )
         raise typer.Exit(code=1)
 
 
