@@ -36,7 +36,7 @@ def up(
     """Start the whole gateway path on this machine, health-checked in order, then run the sample DAG."""
     from infra.local.environment import LocalStartError
     from infra.local.environment import up as start
-    from infra.local.report import print_demo, print_summary
+    from infra.local.report import print_summary
 
     loaded = load_or_exit(stack, stacks_dir)
     if loaded.config.environment != "local":
@@ -55,10 +55,16 @@ def up(
         errors.print(f"Everything started was stopped; state kept in {state}", markup=False)
         raise typer.Exit(code=1) from None
     print_summary(loaded, started.plan, console)
-    if not demo:
-        return
+    if demo:
+        _run_demo(loaded, started.plan)
+    _verify_after_up(loaded, started.plan)
+
+
+def _run_demo(loaded: Any, plan: Any) -> None:
+    from infra.local.report import print_demo
+
     try:
-        run = print_demo(loaded, started.plan, console)
+        run = print_demo(loaded, plan, console)
     except (OSError, RuntimeError, KeyError, ValueError) as failure:
         errors.print(f"the sample DAG run could not be completed: {failure}", markup=False)
         errors.print("hint: airgate logs gateways (or airflow-scheduler); it stays up", markup=False)
@@ -66,7 +72,6 @@ def up(
     if run.state != "success":
         errors.print("hint: airgate logs airflow-scheduler; the environment stays up", markup=False)
         raise typer.Exit(code=1)
-    _verify_after_up(loaded, started.plan)
 
 
 def _verify_after_up(loaded: Any, plan: Any) -> None:
