@@ -27,6 +27,8 @@ class Probe:
     expected: str
     """allow, no_route, ..., or `unauthenticated` (401 with WWW-Authenticate)."""
     expected_route: str | None
+    behind_access: bool = False
+    """An unauthenticated call may be refused by Cloudflare Access before it reaches the Worker."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ def plan_probes(
         document = compiled.document
         for route in document["routes"]:
             path = sample_path(route["segments"], _dag_for(document, ()))
+            access = stack.gateways[name].behind_access
             probes.append(
-                Probe(None, name, route["name"], route["methods"][0], path, "unauthenticated", None)
+                Probe(None, name, route["name"], route["methods"][0], path, "unauthenticated", None, access)
             )
         for identity in identities:
             roles = roles_at(stack, compiled, Asker("client", identity))

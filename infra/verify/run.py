@@ -62,10 +62,19 @@ class Report:
         return not self.mismatched and not self.version_problems and bool(self.outcomes)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
 def _get(url: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """One GET, redirects not followed (an Access login redirect is an answer, not a detour)."""
     request = urllib.request.Request(url, headers=dict(headers))  # noqa: S310 - gateway URLs we were given
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=30) as response:
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as error:
         return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
@@ -80,7 +89,13 @@ def probe_once(probe: Probe, base_url: str, headers: Mapping[str, str]) -> Outco
     if probe.expected == "unauthenticated":
         challenge = answer_headers.get("www-authenticate", "")
         ok = status == 401 and challenge.lower().startswith("bearer") and "invalid_token" in challenge
-        return Outcome(probe, ok, "unauthenticated" if status == 401 else f"HTTP {status}", note=challenge)
+        if probe.behind_access and not ok:
+            # Access answers a caller without a session or service token itself: a redirect to the
+            # team's login page, or 403 (https://developers.cloudflare.com/cloudflare-one/policies/access/).
+            login = urllib.parse.urlsplit(answer_headers.get("location", "")).hostname or ""
+            ok = (status in (301, 302, 303, 307) and login.endswith(".cloudflareaccess.com")) or status == 403
+        refused = "unauthenticated" if ok else f"HTTP {status}"
+        return Outcome(probe, ok, refused, note=challenge or answer_headers.get("location", ""))
     try:
         answer = json.loads(body) if status == 200 else None
     except ValueError:

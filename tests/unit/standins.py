@@ -53,7 +53,8 @@ def decision_handler(
     stack: StackConfig, gateway: str, broken: dict[str, str]
 ) -> type[BaseHTTPRequestHandler]:
     """`broken`: {"disable_role": r} drops a role (a kill switch), {"version": v} reports another
-    policy version, {"open": "yes"} answers callers without a credential."""
+    policy version, {"open": "yes"} answers callers without a credential; {"access_login": url}
+    is not broken: Access in front redirects callers without a credential to its login page."""
     compiled = compile_stack(stack)[gateway]
 
     class Decision(BaseHTTPRequestHandler):
@@ -65,6 +66,8 @@ def decision_handler(
             if parts.path != "/.airgate/decision":
                 return _reply(self, 404, {"reason": "no_route"})
             token = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+            if not token.startswith("tok-") and broken.get("access_login"):
+                return _reply(self, 302, b"", {"location": broken["access_login"]})
             if not token.startswith("tok-") and broken.get("open") != "yes":
                 return _reply(
                     self,

@@ -92,6 +92,13 @@ def test_a_gateway_that_answers_strangers_fails_the_unauthenticated_probes() -> 
     assert wrong and all(o.probe.identity is None and o.probe.gateway == "trigger" for o in wrong)
 
 
+def test_an_access_login_redirect_refuses_the_unauthenticated_but_a_redirect_elsewhere_does_not() -> None:
+    login = "https://acme-dev.cloudflareaccess.com/cdn-cgi/access/login/x"
+    assert run_against({"ingest": {"access_login": login}}).passed
+    wrong = run_against({"ingest": {"access_login": "https://evil.example/login"}}).mismatched
+    assert wrong and all(o.probe.identity is None and o.probe.gateway == "ingest" for o in wrong)
+
+
 def verify_cli(tmp_path: Path, urls: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({i: {"authorization": f"Bearer tok-{i}"} for i in IDENTITIES}))
