@@ -49,6 +49,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
 
     endpoints: dict[str, GatewayEndpoint] = {}
     versions: dict[str, pulumi.Output[str]] = {}
+    namespaces: dict[str, pulumi.Output[str]] = {}
     audiences: dict[str, pulumi.Output[str]] = {}
     for gateway_name in sorted(stack.gateways):
         gateway = stack.gateways[gateway_name]
@@ -75,6 +76,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
             gateway_name, gateway.hostname, edge.url, stack.gateway_auth(gateway)
         )
         versions[gateway_name] = edge.policy_version
+        namespaces[gateway_name] = edge.kv_namespace_id
         if edge.access_aud is not None:
             audiences[gateway_name] = edge.access_aud
 
@@ -83,6 +85,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
 
     pulumi.export("gateway_urls", {name: e.url for name, e in endpoints.items()})
     pulumi.export("policy_versions", versions)
+    pulumi.export("kv_namespace_ids", namespaces)
     pulumi.export("access_aud", audiences)
     pulumi.export("service_token_client_ids", {name: t.client_id for name, t in identity.tokens.items()})
     pulumi.export(

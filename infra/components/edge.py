@@ -127,10 +127,13 @@ class EdgeGateway(pulumi.ComponentResource):
 
         self.url = pulumi.Output.from_input(f"https://{gateway.hostname}")
         self.policy_version = pulumi.Output.from_input(policy.version)
+        self.kv_namespace_id = namespace.id
+        """Where `airgate revoke` / `kill-switch` write this gateway's `control` document."""
         self.register_outputs(
             {
                 "url": self.url,
                 "policy_version": self.policy_version,
+                "kv_namespace_id": self.kv_namespace_id,
                 "script_name": script.script_name,
                 "access_aud": self.access_aud,
             }

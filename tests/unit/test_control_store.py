@@ -125,3 +125,26 @@ def test_revoke_and_kill_switch_commands_write_through_the_api(tmp_path: Path) -
             "revoke", "x", "-s", "dev", "--namespace-id=ingest=n1", "--api-url", f"{url}/client/v4"
         )
         assert missing.returncode == 2 and "missing: trigger, warehouse" in missing.stderr
+
+
+def test_revoke_finds_the_namespaces_in_the_stacks_outputs(tmp_path: Path) -> None:
+    """`pulumi stack output --json` holds kv_namespace_ids; the offline plan records the same outputs."""
+    plan_file = tmp_path / "plan.json"
+    assert airgate("plan", "-s", "dev", "--json", str(plan_file)).returncode == 0
+    outputs = json.loads(plan_file.read_text())["outputs"]
+    assert set(outputs["kv_namespace_ids"]) == set(DEV.gateways)
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    api = KVApi("t0ken", DEV.account_id, list(outputs["kv_namespace_ids"].values()))
+    with serve(api.handler()) as url:
+        result = airgate(
+            "revoke",
+            "ci",
+            "-s",
+            "dev",
+            "--outputs",
+            str(tmp_path / "outputs.json"),
+            "--api-url",
+            f"{url}/client/v4",
+        )
+    assert result.returncode == 0, result.stderr
+    assert all(json.loads(v["control"])["revoked_subjects"] == ["ci"] for v in api.values.values())
