@@ -20,6 +20,7 @@ DEV = load_stack("dev").config
 POLICIES = compile_stack(DEV)
 IDENTITIES = machine_identities(DEV)
 AIRGATE = PROJECT_ROOT / ".venv" / "bin" / "airgate"
+PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 
 
 def run_against(broken: dict[str, dict[str, str]]) -> Report:
@@ -105,19 +106,23 @@ def verify_cli(tmp_path: Path, urls: dict[str, str], *extra: str) -> subprocess.
     args = [f"--url={name}={url}" for name, url in urls.items()]
     return subprocess.run(
         [
-            str(PROJECT_ROOT / ".venv" / "bin" / "airgate"),
+            str(PYTHON),
+            "-X",
+            "importtime",
+            "-m",
+            "infra.cli.main",
             "verify",
             "-s",
             "dev",
             "--credentials",
             str(credentials),
             *args,
-            *list(extra),
+            *extra,
         ],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(PROJECT_ROOT)},
         timeout=120,
     )
 
@@ -130,7 +135,9 @@ def test_verify_command_exit_codes_and_summary(tmp_path: Path) -> None:
             }
             result = verify_cli(tmp_path, urls)
             as_json: Any = json.loads(verify_cli(tmp_path, urls, "--json").stdout)
-        assert result.returncode == code, result.stderr
+        assert result.returncode == code, result.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+        assert "infra.verify.run" in imported and not any(m.startswith("pulumi") for m in imported)
         first = result.stdout.splitlines()[0]
         assert first.startswith("verify dev: ") and " not coverable (human-only roles)" in first
         assert as_json["passed"] is (code == 0)
