@@ -64,6 +64,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
     previous = previous_edge_scripts()
     endpoints: dict[str, GatewayEndpoint] = {}
     versions: dict[str, pulumi.Output[str]] = {}
+    namespaces: dict[str, pulumi.Output[str]] = {}
     audiences: dict[str, pulumi.Output[str]] = {}
     uploads: dict[str, pulumi.Output[dict[str, Any]]] = {}
     for gateway_name, gateway_plan in plan.gateways.items():
@@ -89,6 +90,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
         )
         versions[gateway_name] = edge.policy_version
         uploads[gateway_name] = edge.upload
+        namespaces[gateway_name] = edge.kv_namespace_id
         if edge.access_aud is not None:
             audiences[gateway_name] = edge.access_aud
 
@@ -101,6 +103,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
 
     pulumi.export("gateway_urls", {name: e.url for name, e in endpoints.items()})
     pulumi.export("policy_versions", versions)
+    pulumi.export("kv_namespace_ids", namespaces)
     pulumi.export("access_aud", audiences)
     pulumi.export("service_token_client_ids", {name: t.client_id for name, t in identity.tokens.items()})
     pulumi.export(

@@ -25,6 +25,12 @@ def handler_for(name: str) -> type[BaseHTTPRequestHandler]:
     class Echo(BaseHTTPRequestHandler):
         server_version = f"airgate-echo-{name}"
         protocol_version = "HTTP/1.1"
+        # One send per answer: by default the headers and the body leave in two writes, and on a
+        # kept-alive connection Nagle holds the second until the peer ACKs the first, which the
+        # peer delays (~40 ms on Linux). A buffered writer (flushed once per request by
+        # BaseHTTPRequestHandler) sends both together; TCP_NODELAY covers bodies over the buffer.
+        wbufsize = -1
+        disable_nagle_algorithm = True
 
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)

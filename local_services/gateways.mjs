@@ -4,7 +4,9 @@
 // and secrets laid over them. KV and Durable Object state persist in the state folder.
 //
 // Usage: node gateways.mjs <config.json>   (written by `airgate up`, see infra/local/)
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
+import { createServer } from "node:http";
+import { timingSafeEqual, createHash } from "node:crypto";
 import { join } from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
 
@@ -51,6 +53,51 @@ for (const gateway of config.gateways) {
   running.push(mf);
   console.log(JSON.stringify({ event: "ready", gateway: gateway.name, url: url.href }));
 }
+
+// The local writer of the `control` KV document (`airgate revoke` / `airgate kill-switch`): a
+// loopback-only HTTP endpoint on a free port, behind a bearer token from the state folder. Each
+// gateway has its own KV namespace (as at Cloudflare), so a write goes to every one of them.
+// GET /kv/control → 200 text (404 if unset); PUT /kv/control → 204. No other key is writable.
+const digest = (text) => createHash("sha256").update(text).digest();
+async function serveAdmin() {
+  const namespaces = await Promise.all(running.map((mf) => mf.getKVNamespace("POLICY")));
+  const server = createServer(async (request, response) => {
+    const given = digest(request.headers.authorization || "");
+    if (!timingSafeEqual(given, digest(`Bearer ${config.admin.token}`))) {
+      response.writeHead(401).end();
+      return;
+    }
+    if (request.url !== "/kv/control") {
+      response.writeHead(404).end();
+      return;
+    }
+    try {
+      if (request.method === "GET") {
+        const value = await namespaces[0].get("control");
+        if (value === null) response.writeHead(404).end();
+        else response.writeHead(200, { "content-type": "application/json" }).end(value);
+      } else if (request.method === "PUT") {
+        let body = "";
+        for await (const chunk of request) body += chunk;
+        JSON.parse(body); // the writer validates the schema; refuse non-JSON outright
+        await Promise.all(namespaces.map((kv) => kv.put("control", body)));
+        response.writeHead(204).end();
+      } else {
+        response.writeHead(405).end();
+      }
+    } catch (error) {
+      response.writeHead(400, { "content-type": "text/plain" }).end(String(error));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  mkdirSync(config.persist_dir, { recursive: true });
+  const file = join(config.persist_dir, "admin.json");
+  writeFileSync(`${file}.tmp`, JSON.stringify({ url: `http://127.0.0.1:${server.address().port}` }));
+  renameSync(`${file}.tmp`, file);
+  console.log(JSON.stringify({ event: "admin", url: `http://127.0.0.1:${server.address().port}` }));
+  return server;
+}
+if (config.admin) await serveAdmin();
 
 async function stop() {
   await Promise.allSettled(running.map((mf) => mf.dispose()));

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from infra.config.errors import ConfigError
-from infra.config.loader import STACKS_DIR, LoadedStack, load_stack
+from infra.config.loader import LoadedStack, load_stack
 
 if TYPE_CHECKING:
     from infra.plan.format import PlanDocument
@@ -26,7 +26,10 @@ errors = Console(stderr=True)
 
 StacksDirOption = Annotated[
     Path | None,
-    typer.Option("--stacks-dir", help="Folder holding Pulumi.<stack>.yaml (default: ./stacks)"),
+    typer.Option(
+        "--stacks-dir",
+        help="Folder holding Pulumi.<stack>.yaml (default: the stackConfigDir of the nearest Pulumi.yaml)",
+    ),
 ]
 StackOption = Annotated[str, typer.Option("--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml")]
 
@@ -41,10 +44,22 @@ def fail_on_config(error: ConfigError) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def default_stacks_dir() -> Path:
+    """The stacks of the project around the current directory, found as Pulumi finds Pulumi.yaml."""
+    from infra.cli.project import NoProject, find_project_root
+    from infra.cli.project import stacks_dir as configured
+
+    try:
+        return configured(find_project_root())
+    except NoProject as error:
+        errors.print(str(error), markup=False)
+        raise typer.Exit(code=2) from None
+
+
 def load_or_exit(stack: str, stacks_dir: Path | None) -> LoadedStack:
     """Loads and validates a stack; a bad one exits 2 with the model's error, having done nothing."""
     try:
-        return load_stack(stack, stacks_dir or STACKS_DIR)
+        return load_stack(stack, stacks_dir or default_stacks_dir())
     except ConfigError as error:
         fail_on_config(error)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -35,7 +36,7 @@ def up(
     """Start the whole gateway path on this machine, health-checked in order, then run the sample DAG."""
     from infra.local.environment import LocalStartError
     from infra.local.environment import up as start
-    from infra.local.report import print_demo, print_summary
+    from infra.local.report import print_summary
 
     loaded = load_or_exit(stack, stacks_dir)
     if loaded.config.environment != "local":
@@ -54,16 +55,40 @@ def up(
         errors.print(f"Everything started was stopped; state kept in {state}", markup=False)
         raise typer.Exit(code=1) from None
     print_summary(loaded, started.plan, console)
-    if not demo:
-        return
+    if demo:
+        _run_demo(loaded, started.plan)
+    _verify_after_up(loaded, started.plan)
+
+
+def _run_demo(loaded: Any, plan: Any) -> None:
+    from infra.local.report import print_demo
+
     try:
-        run = print_demo(loaded, started.plan, console)
+        run = print_demo(loaded, plan, console)
     except (OSError, RuntimeError, KeyError, ValueError) as failure:
         errors.print(f"the sample DAG run could not be completed: {failure}", markup=False)
         errors.print("hint: airgate logs gateways (or airflow-scheduler); it stays up", markup=False)
         raise typer.Exit(code=1) from None
     if run.state != "success":
         errors.print("hint: airgate logs airflow-scheduler; the environment stays up", markup=False)
+        raise typer.Exit(code=1)
+
+
+def _verify_after_up(loaded: Any, plan: Any) -> None:
+    """The last step of `up`: does the running edge enforce the compiled policy? (`airgate verify`)"""
+    from infra.verify.local import verify_local
+    from infra.verify.summary import summary_lines
+
+    with console.status("verifying the gateways against the compiled policy"):
+        report = verify_local(loaded, plan)
+    lines = summary_lines(loaded.name, report)
+    console.print(lines[0], markup=False, highlight=False, soft_wrap=True)
+    if not report.passed:
+        for line in lines[1:]:
+            errors.print(line, markup=False, highlight=False, soft_wrap=True)
+        errors.print(
+            "the edge does not enforce the compiled policy; it stays up (airgate verify)", markup=False
+        )
         raise typer.Exit(code=1)
 
 
@@ -97,9 +122,12 @@ def status(state_dir: StateDirOption = None) -> None:
 def logs(
     component: Annotated[str | None, typer.Argument(help="A component name; omit to list them")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing lines as they come")] = False,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Print the tail of a local component's log (decision lines are in `gateways`)."""
+    """Print the end of a local component's log as it is: one line per line, JSON lines stay whole
+    (decision lines are in `gateways`; pipe them to jq). --follow keeps printing new lines."""
+    from infra.local.logs import follow_lines, last_lines
     from infra.local.processes import Supervisor
 
     supervisor = Supervisor(_state(state_dir))
@@ -109,7 +137,18 @@ def logs(
             errors.print(f"no log for {component!r}", markup=False)
         console.print("components: " + (", ".join(available) or "(none yet)"), markup=False)
         raise typer.Exit(code=0 if component is None else 2)
-    console.print(supervisor.tail(component, lines), markup=False, highlight=False)
+    # Raw bytes to stdout, never through rich: it would wrap long lines at the terminal width.
+    out = sys.stdout.buffer
+    path = supervisor.log_file(component)
+    out.write(last_lines(path, lines))
+    out.flush()
+    if follow:
+        try:
+            for chunk in follow_lines(path):
+                out.write(chunk)
+                out.flush()
+        except (KeyboardInterrupt, BrokenPipeError):
+            return
 
 
 @app.command()

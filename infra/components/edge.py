@@ -146,10 +146,13 @@ class EdgeGateway(pulumi.ComponentResource):
         self.upload = pulumi.Output.secret(
             pulumi.Output.all(migrations, fingerprint).apply(lambda p: {"sent": p[0], "fingerprint": p[1]})
         )
+        self.kv_namespace_id = namespace.id
+        """Where `airgate revoke` / `kill-switch` write this gateway's `control` document."""
         self.register_outputs(
             {
                 "url": self.url,
                 "policy_version": self.policy_version,
+                "kv_namespace_id": self.kv_namespace_id,
                 "script_name": script.script_name,
                 "access_aud": self.access_aud,
             }

@@ -26,6 +26,11 @@ AIRFLOW_ADMIN = "admin"
 HUMAN_CLIENT_ID = "airgate-local-human"
 HUMAN_REDIRECT_URI = "http://127.0.0.1/airgate-callback"
 """Never served: the sign-in helper reads the code from the redirect itself."""
+LOCAL_ADMIN_SECRET = "local-kv-admin-token"  # noqa: S105 - the name of a generated secret
+"""Bearer token of the gateways' loopback KV endpoint (the local writer of `control`)."""
+CONTROL_TTL_SECONDS = "1"
+"""Locally a revocation or kill switch is enforced within a second (at the edge: KV propagation
+plus the Worker's default 10 s)."""
 OTHER_AUDIENCE = "http://elsewhere.localhost"
 """A second audience the local provider issues tokens for, so a wrong-audience token is real."""
 
@@ -111,7 +116,7 @@ def secret_names(stack: StackConfig) -> list[str]:
             if gateway.upstream.credential is not None
         }
     )
-    return [*names, "airflow-admin-password"]
+    return [*names, "airflow-admin-password", LOCAL_ADMIN_SECRET]
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,7 @@ def plan_local(
                 "port": ports.gateways[name],
                 "vars": {
                     **variables,
+                    "CONTROL_TTL_SECONDS": CONTROL_TTL_SECONDS,
                     "IDENTITY": {**identity_document(stack, name), "issuer": issuer, "jwks_url": None},
                     "UPSTREAM": {
                         **upstream_document(stack, name),
@@ -266,6 +272,7 @@ def plan_local(
         )
     gateways_config: dict[str, object] = {
         "persist_dir": str(state_dir / "workers"),
+        "admin": {"token": secrets[LOCAL_ADMIN_SECRET]},
         "gateways": gateways,
     }
     return LocalPlan(

@@ -18,7 +18,7 @@ class Verdict:
     route: str | None
 
 
-def _matches(segments: list[str], path: tuple[str, ...]) -> bool:
+def matches(segments: list[str], path: tuple[str, ...]) -> bool:
     for index, segment in enumerate(segments):
         if segment == "**":
             return True
@@ -32,7 +32,7 @@ def _matches(segments: list[str], path: tuple[str, ...]) -> bool:
 def evaluate(policy: dict[str, Any], method: str, path: tuple[str, ...], roles: frozenset[str]) -> Verdict:
     path_matched = False
     for route in policy["routes"]:
-        if not _matches(route["segments"], path):
+        if not matches(route["segments"], path):
             continue
         path_matched = True
         if method not in route["methods"]:

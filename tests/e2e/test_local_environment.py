@@ -205,6 +205,77 @@ def test_up_again_changes_nothing(environment: Environment) -> None:
     assert sorted(p["pid"] for p in Supervisor(state_dir).info()) == before
 
 
+def airgate_run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(AIRGATE), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=180,
+    )
+
+
+def status_becomes(environment: Environment, client: str, path: str, status: int) -> bool:
+    """Polls one gateway call until it answers `status` (the control document is re-read each second)."""
+    from infra.local import health
+
+    token = environment.token(client)
+
+    def answered() -> bool:
+        url = environment.plan.gateway_url("warehouse") + path
+        return demo.http("GET", url, headers={"authorization": f"Bearer {token}"}).status == status
+
+    return health.wait_until(answered, 15, lambda: True)
+
+
+def test_kill_switch_and_revoke_are_enforced_by_the_running_gateways(environment: Environment) -> None:
+    state = ("-s", "local", "--state-dir", str(environment.plan.state_dir))
+    assert status_becomes(environment, "ai-agent", "/v1/tables/revenue", 200)
+    switched = airgate_run("kill-switch", "ai-agent", *state)
+    assert switched.returncode == 0, switched.stderr
+    assert '"disabled_roles":["ai-agent"]' in switched.stdout
+    assert status_becomes(environment, "ai-agent", "/v1/tables/revenue", 403)
+    assert airgate_run("kill-switch", "ai-agent", "--undo", *state).returncode == 0
+    assert status_becomes(environment, "ai-agent", "/v1/tables/revenue", 200)
+    assert airgate_run("revoke", "ai-agent", *state).returncode == 0
+    assert status_becomes(environment, "ai-agent", "/v1/tables/revenue", 403)
+    assert airgate_run("revoke", "ai-agent", "--undo", *state).returncode == 0
+    assert status_becomes(environment, "ai-agent", "/v1/tables/revenue", 200)
+
+
+# Needs the Worker's decision endpoint (GET /.airgate/decision), built on the Worker branch.
+def test_up_ends_with_a_verify_that_passes(environment: Environment) -> None:
+    summary = [line for line in environment.up_output.splitlines() if line.startswith("verify local: ")]
+    assert len(summary) == 1, environment.up_output[-2000:]
+    assert " 0 mismatched" in summary[0] and "not coverable (human-only roles)" in summary[0]
+
+
+# Needs the Worker's decision endpoint (GET /.airgate/decision), built on the Worker branch.
+def test_verify_fails_when_the_running_policy_is_broken_on_purpose(environment: Environment) -> None:
+    state = ("-s", "local", "--state-dir", str(environment.plan.state_dir))
+    assert airgate_run("verify", *state).returncode == 0
+    assert airgate_run("kill-switch", "ci", *state).returncode == 0
+    try:
+        # ci may read /v1/health at the ingest gateway only: wait until the switch reaches it.
+        from infra.local import health
+
+        token = environment.token("ci")
+        url = environment.plan.gateway_url("ingest") + "/v1/health"
+        assert health.wait_until(
+            lambda: demo.http("GET", url, headers={"authorization": f"Bearer {token}"}).status == 403,
+            15,
+            lambda: True,
+        )
+        broken = airgate_run("verify", *state)
+        assert broken.returncode == 1, broken.stdout
+        assert (
+            "MISMATCH ci ingest GET /v1/health: expected allow via health, got role_not_allowed"
+            in broken.stdout + broken.stderr
+        )
+    finally:
+        assert airgate_run("kill-switch", "ci", "--undo", *state).returncode == 0
+
+
 def test_down_leaves_no_process(environment: Environment) -> None:
     state_dir = environment.plan.state_dir
     subprocess.run([str(AIRGATE), "down", "--state-dir", str(state_dir)], check=True, timeout=120)

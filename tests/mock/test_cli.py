@@ -76,8 +76,78 @@ def test_build_writes_bundle_config_and_digest(tmp_path: Path) -> None:
         assert {"gateway.js", "gateway.js.sha256", "wrangler.json", "policy.json", "manifest.json"} <= names
 
 
-@pytest.mark.parametrize("command", ["plan", "build"])
+@pytest.mark.parametrize("command", ["plan", "build", "can-i", "verify", "revoke", "kill-switch"])
 def test_every_command_has_help(command: str) -> None:
     result = airgate(command, "--help")
     assert result.returncode == 0
     assert "--stack" in result.stdout
+
+
+def python_m(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "python"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT)},
+        timeout=120,
+    )
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    result = python_m("-m", "infra.cli.main", "--help")
+    assert result.returncode == 0
+    assert "can-i" in result.stdout and "plan" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("can-i", "-s", "local", "--as", "ai-agent", "GET", "/v1/tables/x", "-g", "warehouse"),
+        ("can-i", "-s", "prod", "--as", "ci", "--list"),
+        ("status",),
+        ("logs",),
+        ("token", "--client", "ai-agent"),
+        ("revoke", "-s", "local", "someone"),
+        ("kill-switch", "-s", "local", "ci"),
+        ("verify", "-s", "local"),
+    ],
+)
+def test_commands_that_need_no_pulumi_do_not_import_it(command: tuple[str, ...], tmp_path: Path) -> None:
+    """Importing Pulumi and its providers costs seconds; these commands must not pay it."""
+    state = ("--state-dir", str(tmp_path / "state")) if command[0] not in ("can-i",) else ()
+    result = python_m("-X", "importtime", "-m", "infra.cli.main", *command, *state)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "typer" in imported, result.stderr[-2000:]  # the command line itself was imported
+    assert not {name for name in imported if name.split(".")[0].startswith("pulumi")}
+
+
+def test_stacks_are_found_from_the_current_directory_upwards(tmp_path: Path) -> None:
+    project = tmp_path / "checkout"
+    (project / "stacks").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text((PROJECT_ROOT / "Pulumi.yaml").read_text())
+    for stack in ("shared.yaml", "Pulumi.local.yaml"):
+        text = (PROJECT_ROOT / "stacks" / stack).read_text()
+        # This checkout's ci role may also query the warehouse: proof these files were read.
+        text = text.replace(
+            "roles: [analyst, data-engineer, ai-agent],", "roles: [analyst, data-engineer, ai-agent, ci],"
+        )
+        (project / "stacks" / stack).write_text(text)
+    deep = project / "dags" / "nested"
+    deep.mkdir(parents=True)
+    asked = ("can-i", "-s", "local", "--as", "ci", "POST", "/v1/query", "-g", "warehouse")
+    assert airgate(*asked, cwd=deep).returncode == 0
+    assert airgate(*asked, cwd=PROJECT_ROOT).returncode == 1
+    outside = airgate(*asked, cwd=tmp_path)
+    assert outside.returncode == 2
+    assert "no Pulumi.yaml in" in outside.stderr and "--stacks-dir" in outside.stderr
+
+
+def test_logs_prints_json_lines_whole_however_narrow_the_terminal(tmp_path: Path) -> None:
+    logs = tmp_path / "state" / "logs"
+    logs.mkdir(parents=True)
+    records = [{"gateway": "warehouse", "path": "/v1/tables/" + "x" * 200, "n": n} for n in range(5)]
+    (logs / "gateways.log").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = airgate("logs", "gateways", "-n", "3", "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == records[-3:]

@@ -64,6 +64,7 @@ def test_same_bytes_from_another_checkout(tmp_path: Path) -> None:
     clone = tmp_path / "elsewhere" / "airgate"
     for part in ("infra", "worker_templates", "stacks"):
         shutil.copytree(PROJECT_ROOT / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT_ROOT / "Pulumi.yaml", clone / "Pulumi.yaml")  # the project file marks the root
     (clone / "node_modules").symlink_to(PROJECT_ROOT / "node_modules")
     env = {**os.environ, "PYTHONPATH": str(clone)}
     for root, out in ((clone, tmp_path / "there"), (PROJECT_ROOT, tmp_path / "here")):

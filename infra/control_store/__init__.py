@@ -1,0 +1,3 @@
+"""Writers of a stack's `control` KV document (infra/policy/control.py holds its schema): through
+the Cloudflare API for a deployed stack, through the local gateways' loopback endpoint for `local`.
+Each gateway has its own KV namespace, so a change is a read-modify-write on every one."""

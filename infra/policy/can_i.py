@@ -1,0 +1,210 @@
+"""`airgate can-i`: could this identity make this request, and what may it do at all?
+
+Answers from the compiled policy of each gateway (the very documents the Worker enforces, see
+compiler.py) with the reference decision (decision.py). No Pulumi, no network: it only needs the
+stack file. An identity is a role (`--as`), a client (`--client`: an OIDC client id at an `oidc`
+gateway, a service token's name at an `access` gateway), a person's email (`--user`; their IdP
+groups are unknown offline) or a file of token claims (`--claims`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from infra.config.model import StackConfig
+from infra.policy.compiler import CompiledPolicy, compile_stack
+from infra.policy.decision import Decision, decide
+from infra.policy.evaluate import matches
+from infra.policy.identity import identify
+
+IdentityKind = Literal["role", "client", "user", "claims"]
+
+
+class AskError(ValueError):
+    """A question can-i cannot answer (unknown role, host, ...): exit 2 with this message."""
+
+
+@dataclass(frozen=True)
+class Asker:
+    kind: IdentityKind
+    value: str
+    claims: Mapping[str, Any] | None = None
+
+    def describe(self) -> str:
+        return {"role": "role", "client": "client", "user": "user", "claims": "claims from"}[
+            self.kind
+        ] + f" {self.value}"
+
+
+def roles_at(stack: StackConfig, policy: CompiledPolicy, asker: Asker) -> tuple[str, ...]:
+    """The roles `asker` holds at this gateway, mapped exactly as the Worker maps token claims."""
+    if asker.kind == "role":
+        return (asker.value,)
+    mode = stack.gateway_auth(stack.gateways[policy.gateway])
+    token_names = {name: name for name in stack.service_tokens}
+    if asker.kind == "client":
+        claims: Mapping[str, Any] = (
+            {"common_name": asker.value}
+            if mode == "access"
+            else {"sub": asker.value, "client_id": asker.value}
+        )
+    elif asker.kind == "user":
+        claims = {"email": asker.value}
+    else:
+        claims = asker.claims or {}
+    return identify(claims, mode, policy.document, stack.identity.oidc.roles_claim, token_names).roles
+
+
+def check_asker(stack: StackConfig, asker: Asker) -> None:
+    if asker.kind == "role" and asker.value not in stack.roles:
+        raise AskError(f"no role {asker.value!r}; the stack's roles: {', '.join(sorted(stack.roles))}")
+    if asker.kind == "client":
+        known = {c for role in stack.roles.values() for c in (*role.oidc_clients, *role.service_tokens)}
+        if asker.value not in known:
+            raise AskError(
+                f"no client {asker.value!r} in any role; known clients: {', '.join(sorted(known)) or 'none'}"
+            )
+
+
+def gateway_for(stack: StackConfig, url: str, gateway: str | None) -> tuple[str, str]:
+    """(gateway name, raw path) for a full URL (its host names the gateway) or a path with --gateway."""
+    parts = urlsplit(url)
+    if gateway is not None:
+        if gateway not in stack.gateways:
+            raise AskError(
+                f"no gateway {gateway!r}; the stack's gateways: {', '.join(sorted(stack.gateways))}"
+            )
+        return gateway, parts.path or "/"
+    if not parts.hostname:
+        raise AskError(f"{url!r} names no host: give a full URL (https://<gateway host>/path) or --gateway")
+    host = parts.hostname.lower()
+    for name, candidate in sorted(stack.gateways.items()):
+        if candidate.hostname.lower() == host:
+            return name, parts.path or "/"
+    hosts = ", ".join(f"{g.hostname} ({n})" for n, g in sorted(stack.gateways.items()))
+    raise AskError(f"no gateway serves {host!r}; the stack's hosts: {hosts}")
+
+
+def _rate(route: Mapping[str, Any] | None) -> dict[str, int] | None:
+    return dict(route["rate_limit"]) if route else None
+
+
+def _reason(decision: Decision, policy: Mapping[str, Any], method: str, roles: tuple[str, ...]) -> str:
+    route = decision.route
+    held = ", ".join(roles) or "no role"
+    match decision.decision:
+        case "invalid_path":
+            return f"the gateway refuses the path itself: {decision.detail}"
+        case "invalid_method":
+            return decision.detail
+        case "no_route" if route is not None:
+            return f"route {route['name']} matched, but {decision.detail}"
+        case "no_route":
+            return "no route's pattern matches this path"
+        case "method_not_allowed":
+            methods = sorted({m for r in policy["routes"] for m in r["methods"] if _covers(r, decision)})
+            return f"the routes for this path allow {', '.join(methods)}, not {method}"
+        case "role_not_allowed":
+            assert route is not None
+            return f"route {route['name']} grants {', '.join(route['roles'])}; the identity holds {held}"
+        case "dag_not_granted":
+            granted = sorted(policy["dags"].get(decision.dag_id or "", {}))
+            return (
+                f"route {route['name'] if route else '?'} matched, but no role held ({held}) has a grant "
+                f"for DAG {decision.dag_id} (granted to: {', '.join(granted) or 'nobody'})"
+            )
+    assert route is not None
+    shared = ", ".join(r for r in roles if r in route["roles"])
+    if decision.dag_id is None:
+        return f"route {route['name']} grants {method} to {shared}"
+    if not decision.conf_schemas:
+        return f"route {route['name']} grants {method} to {shared}; DAG {decision.dag_id} is granted"
+    if None in decision.conf_schemas:
+        return f"route {route['name']} grants {method} to {shared}; DAG {decision.dag_id} granted, any conf"
+    return (
+        f"route {route['name']} grants {method} to {shared}; DAG {decision.dag_id} granted "
+        "if conf matches the grant's schema"
+    )
+
+
+def _covers(route: Mapping[str, Any], decision: Decision) -> bool:
+    return decision.segments is not None and matches(route["segments"], decision.segments)
+
+
+def ask(
+    stack: StackConfig,
+    asker: Asker,
+    method: str,
+    url: str,
+    gateway: str | None = None,
+    policies: Mapping[str, CompiledPolicy] | None = None,
+) -> dict[str, Any]:
+    """The answer as a JSON-ready document (what `--json` prints)."""
+    check_asker(stack, asker)
+    name, raw_path = gateway_for(stack, url, gateway)
+    compiled = (policies or compile_stack(stack))[name]
+    roles = roles_at(stack, compiled, asker)
+    method = method.upper()
+    decision = decide(compiled.document, method, raw_path, frozenset(roles))
+    route = decision.route
+    answer: dict[str, Any] = {
+        "allowed": decision.allowed,
+        "decision": decision.decision,
+        "status": decision.status,
+        "gateway": name,
+        "policy_version": compiled.version,
+        "method": method,
+        "path": raw_path,
+        "identity": {"kind": asker.kind, "value": asker.value},
+        "roles": list(roles),
+        "route": route["name"] if route else None,
+        "pattern": route["pattern"] if route else None,
+        "reason": _reason(decision, compiled.document, method, roles),
+        "rate_limit": _rate(route) if decision.allowed else None,
+    }
+    if decision.dag_id is not None:
+        answer["dag_id"] = decision.dag_id
+        answer["conf_schemas"] = list(decision.conf_schemas)
+    return answer
+
+
+def grants(
+    stack: StackConfig, asker: Asker, policies: Mapping[str, CompiledPolicy] | None = None
+) -> dict[str, Any]:
+    """Everything `asker` may do, per gateway: routes with methods and rate limits, and DAG grants."""
+    check_asker(stack, asker)
+    compiled_all = policies or compile_stack(stack)
+    gateways = []
+    for name, compiled in sorted(compiled_all.items()):
+        roles = roles_at(stack, compiled, asker)
+        held = set(roles)
+        routes = [
+            {
+                "route": route["name"],
+                "pattern": route["pattern"],
+                "methods": route["methods"],
+                "rate_limit": route["rate_limit"],
+                "via": sorted(held.intersection(route["roles"])),
+            }
+            for route in compiled.document["routes"]
+            if held.intersection(route["roles"])
+        ]
+        dags = [
+            {"dag_id": dag, "conf_schemas": [grant[r]["conf_schema"] for r in sorted(held & set(grant))]}
+            for dag, grant in sorted(compiled.document["dags"].items())
+            if held & set(grant)
+        ]
+        gateways.append(
+            {
+                "gateway": name,
+                "hostname": stack.gateways[name].hostname,
+                "policy_version": compiled.version,
+                "roles": list(roles),
+                "routes": routes,
+                "dags": dags,
+            }
+        )
+    return {"identity": {"kind": asker.kind, "value": asker.value}, "gateways": gateways}

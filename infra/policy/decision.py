@@ -1,0 +1,171 @@
+"""The whole decision a gateway makes for one request once the caller's roles are known: path
+normalisation, the route (the reference evaluator in `evaluate.py`), and for a DAG-trigger gateway
+the DAG grant and the `conf` schemas that apply.
+
+It mirrors, step for step, the Worker's `normalisePath` (worker_templates/lib/path.js), `evaluate`
+and `grantedSchemas` (lib/dag_trigger.js). `airgate can-i` and `airgate verify` answer with it; the
+unit tests hold it to the Worker's own code on generated paths, so the two cannot drift silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote_to_bytes
+
+from infra.config.sections import HTTP_METHODS
+from infra.policy.evaluate import evaluate
+
+Outcome = Literal[
+    "allow",
+    "no_route",
+    "method_not_allowed",
+    "role_not_allowed",
+    "invalid_path",
+    "invalid_method",
+    "dag_not_granted",
+]
+STATUS: dict[str, int] = {
+    "allow": 200,
+    "no_route": 404,
+    "method_not_allowed": 405,
+    "role_not_allowed": 403,
+    "invalid_path": 400,
+    "invalid_method": 400,
+    "dag_not_granted": 403,
+}
+"""The status the decision endpoint reports per decision (its contract with `airgate verify`)."""
+
+_ENCODED_SEPARATOR = re.compile(r"%(2f|5c)", re.IGNORECASE)
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DOT_WITH_PARAMETERS = re.compile(r"^\.\.?;")
+_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
+"""The URL parser drops ASCII tab and newline anywhere in a URL (WHATWG URL, basic URL parser)."""
+
+
+class InvalidPath(ValueError):
+    """The Worker answers 400 invalid_path for this path, before any identity or route check."""
+
+
+def _decode(piece: str) -> str:
+    """decodeURIComponent: every `%` starts two hex digits, and the bytes are strict UTF-8."""
+    if _BAD_PERCENT.search(piece):
+        raise InvalidPath("malformed percent-encoding")
+    try:
+        return unquote_to_bytes(piece).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPath("malformed percent-encoding") from None
+
+
+def url_pathname(raw: str) -> str:
+    """The path a URL parser hands the Worker (`URL.pathname`) for a path as a user writes it.
+
+    Models the WHATWG URL parser for http(s) URLs (https://url.spec.whatwg.org/#concept-basic-url-parser):
+    trailing C0 controls and spaces are dropped, tab and newline vanish, `?`/`#` end the path, `\\`
+    counts as `/`, and dot segments (`.`, `..`, and their `%2e` spellings) are resolved on the
+    still-encoded segments, keeping empty ones. Percent-encoding it adds is undone by decoding.
+    """
+    raw = raw.rstrip("".join(map(chr, range(0x21)))).translate(_TAB_NEWLINE)
+    raw = raw.split("#", 1)[0].split("?", 1)[0].replace("\\", "/")
+    if not raw.startswith("/"):
+        raise InvalidPath("path must start with '/'")
+    pieces = raw[1:].split("/")
+    out: list[str] = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        lowered = piece.lower()
+        if lowered in ("..", ".%2e", "%2e.", "%2e%2e"):
+            if out:
+                out.pop()
+            if last:
+                out.append("")
+        elif lowered in (".", "%2e"):
+            if last:
+                out.append("")
+        else:
+            out.append(piece)
+    return "/" + "/".join(out)
+
+
+def normalise_path(raw: str) -> tuple[str, ...]:
+    """Decoded segments of a path as the Worker matches them: the URL parser's part (`url_pathname`),
+    then path.js `normalisePath` step for step."""
+    out: list[str] = []
+    for piece in url_pathname(raw).split("/"):
+        if piece == "":
+            continue
+        if _ENCODED_SEPARATOR.search(piece):
+            raise InvalidPath("encoded separator in a segment")
+        segment = _decode(piece)
+        if _CONTROL.search(segment) or "\\" in segment or "/" in segment:
+            raise InvalidPath("control character or separator in a segment")
+        if _DOT_WITH_PARAMETERS.match(segment):
+            raise InvalidPath("dot segment with parameters")
+        if segment == ".":
+            continue
+        if segment == "..":
+            if out:
+                out.pop()
+            continue
+        out.append(segment)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: Outcome
+    segments: tuple[str, ...] | None
+    route: dict[str, Any] | None = None
+    """The compiled route document that matched (name, pattern, methods, roles, rate_limit)."""
+    detail: str = ""
+    dag_id: str | None = None
+    conf_schemas: tuple[Any, ...] = field(default=())
+    """For a DAG trigger: the `conf` schema of each granting role (None: any conf)."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allow"
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.decision]
+
+
+def _params(segments: list[str], path: tuple[str, ...]) -> dict[str, str]:
+    return {s[1:-1]: path[i] for i, s in enumerate(segments) if s.startswith("{")}
+
+
+def decide(policy: dict[str, Any], method: str, raw_path: str, roles: frozenset[str]) -> Decision:
+    """What the gateway enforcing `policy` decides for `method raw_path` from a caller holding `roles`."""
+    try:
+        path = normalise_path(raw_path)
+    except InvalidPath as error:
+        return Decision("invalid_path", None, detail=str(error))
+    if method not in HTTP_METHODS:
+        return Decision("invalid_method", path, detail=f"{method!r} is not one of {', '.join(HTTP_METHODS)}")
+    verdict = evaluate(policy, method, path, roles)
+    route = next((r for r in policy["routes"] if r["name"] == verdict.route), None)
+    if verdict.decision != "allow" or route is None or policy.get("kind") != "dag_trigger":
+        return Decision(verdict.decision, path, route)
+    return _dag_step(policy, method, path, roles, route)
+
+
+def _dag_step(
+    policy: dict[str, Any], method: str, path: tuple[str, ...], roles: frozenset[str], route: dict[str, Any]
+) -> Decision:
+    """dag_trigger.js: POST …/{dag_id}/runs triggers, GET/HEAD …/runs/{run_id} reads; both need a grant."""
+    params = _params(route["segments"], path)
+    dag_id, run_id = params.get("dag_id"), params.get("run_id")
+    triggers = dag_id is not None and run_id is None and method == "POST"
+    reads = dag_id is not None and run_id is not None and method in ("GET", "HEAD")
+    if not (triggers or reads):
+        return Decision("no_route", path, route, "the DAG-trigger gateway has no such operation")
+    assert dag_id is not None
+    grants = policy["dags"].get(dag_id, {})
+    held = sorted(role for role in roles if role in grants)
+    if not held:
+        return Decision("dag_not_granted", path, route, dag_id=dag_id)
+    schemas = tuple(grants[role]["conf_schema"] for role in held) if triggers else ()
+    return Decision("allow", path, route, dag_id=dag_id, conf_schemas=schemas)

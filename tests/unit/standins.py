@@ -1,0 +1,183 @@
+"""Stand-ins for what these tests cannot reach, each keeping state and enforcing the documented rule:
+
+- `DecisionEdge`: gateways answering `GET /.airgate/decision` as the Worker's decision endpoint
+  does (contract in infra/verify/run.py), from the compiled policy, with deliberately broken modes.
+- `KVApi`: the Workers KV REST API for values (https://developers.cloudflare.com/api/resources/kv/
+  subresources/namespaces/subresources/values/): Bearer token required, key names URL-encoded in the
+  path, GET of a missing key → 404 with error code 10009, PUT takes a multipart/form-data `value`.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from infra.config.model import StackConfig
+from infra.policy.can_i import Asker, roles_at
+from infra.policy.compiler import compile_stack
+from infra.policy.decision import decide
+
+
+@contextmanager
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _reply(
+    handler: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None
+) -> None:
+    data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def decision_handler(
+    stack: StackConfig, gateway: str, broken: dict[str, str]
+) -> type[BaseHTTPRequestHandler]:
+    """`broken`: {"disable_role": r} drops a role (a kill switch), {"version": v} reports another
+    policy version, {"open": "yes"} answers callers without a credential; {"access_login": url}
+    is not broken: Access in front redirects callers without a credential to its login page."""
+    compiled = compile_stack(stack)[gateway]
+
+    class Decision(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            parts = urllib.parse.urlsplit(self.path)
+            if parts.path != "/.airgate/decision":
+                return _reply(self, 404, {"reason": "no_route"})
+            token = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+            if not token.startswith("tok-") and broken.get("access_login"):
+                return _reply(self, 302, b"", {"location": broken["access_login"]})
+            if not token.startswith("tok-") and broken.get("open") != "yes":
+                return _reply(
+                    self,
+                    401,
+                    {"reason": "missing_credential"},
+                    {"www-authenticate": 'Bearer error="invalid_token"'},
+                )
+            query = dict(urllib.parse.parse_qsl(parts.query))
+            identity = token.removeprefix("tok-")
+            roles = roles_at(stack, compiled, Asker("client", identity)) if identity else ()
+            roles = tuple(r for r in roles if r != broken.get("disable_role"))
+            decision = decide(compiled.document, query["method"], query["path"], frozenset(roles))
+            body = {
+                "gateway": gateway,
+                "policy_version": broken.get("version", compiled.version),
+                "subject": identity,
+                "roles": list(roles),
+                "method": query["method"],
+                "path": query["path"],
+                "decision": decision.decision,
+                "status": decision.status,
+                "route": decision.route["name"] if decision.route else None,
+                "rate_limit": decision.route["rate_limit"] if decision.route else None,
+            }
+            return _reply(self, 200, body)
+
+    return Decision
+
+
+class KVApi:
+    def __init__(self, token: str, account: str, namespaces: list[str]) -> None:
+        self.token = token
+        self.account = account
+        self.values: dict[str, dict[str, str]] = {ns: {} for ns in namespaces}
+        self.writes = 0
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _target(self) -> tuple[dict[str, str], str] | None:
+                if self.headers.get("authorization") != f"Bearer {api.token}":
+                    _reply(
+                        self,
+                        403,
+                        {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]},
+                    )
+                    return None
+                parts = self.path.split("/")
+                # /client/v4/accounts/<a>/storage/kv/namespaces/<ns>/values/<key>
+                if (
+                    len(parts) != 11
+                    or parts[3] != "accounts"
+                    or parts[4] != api.account
+                    or parts[9] != "values"
+                ):
+                    _reply(self, 404, {"success": False, "errors": [{"code": 7003, "message": "No route"}]})
+                    return None
+                if parts[8] not in api.values:
+                    _reply(
+                        self,
+                        404,
+                        {"success": False, "errors": [{"code": 10013, "message": "namespace not found"}]},
+                    )
+                    return None
+                return api.values[parts[8]], urllib.parse.unquote(parts[10])
+
+            def do_GET(self) -> None:
+                target = self._target()
+                if target is None:
+                    return
+                store, key = target
+                if key not in store:
+                    return _reply(
+                        self,
+                        404,
+                        {"success": False, "errors": [{"code": 10009, "message": "get: 'key not found'"}]},
+                    )
+                return _reply(self, 200, store[key].encode())
+
+            def do_PUT(self) -> None:
+                target = self._target()
+                if target is None:
+                    return
+                store, key = target
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                kind = self.headers.get("content-type", "")
+                if not kind.startswith("multipart/form-data"):
+                    return _reply(
+                        self,
+                        400,
+                        {"success": False, "errors": [{"code": 10001, "message": "expected multipart"}]},
+                    )
+                message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                    f"content-type: {kind}\r\n\r\n".encode() + body
+                )
+                values = [
+                    p
+                    for p in message.iter_parts()
+                    if p.get_param("name", header="content-disposition") == "value"
+                ]
+                if len(values) != 1:
+                    return _reply(
+                        self, 400, {"success": False, "errors": [{"code": 10001, "message": "no value part"}]}
+                    )
+                store[key] = values[0].get_payload(decode=True).decode()
+                api.writes += 1
+                return _reply(self, 200, {"success": True, "errors": [], "messages": [], "result": {}})
+
+        return Handler
