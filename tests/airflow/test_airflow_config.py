@@ -40,7 +40,11 @@ def test_example_stacks_pass_the_airflow_rules(load: Callable[[str], LoadedStack
         assert loaded.config.airflow is not None
         check_airflow(loaded.config)
     assert load("prod").config.airflow.executor == "KubernetesExecutor"  # type: ignore[union-attr]
-    assert airflow_secret_keys(load("prod").config.airflow) == {"airflowDbUrl", "prodKubeconfig"}
+    assert airflow_secret_keys(load("prod").config.airflow) == {
+        "airflowDbUrl",
+        "prodKubeconfig",
+        "airflowUiOidcSecret",
+    }
 
 
 def test_unknown_executor(write_stack: Any, load: Any) -> None:
@@ -80,7 +84,7 @@ def test_unpinned_chart_version(write_stack: Any, load: Any, version: str) -> No
     message = rejected(load)
     assert "airflow.chart.version" in message
     assert "is not pinned" in message
-    assert "1.18.0" in message
+    assert "1.22.0" in message
 
 
 def test_missing_chart_version(write_stack: Any, load: Any) -> None:
