@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from infra.config.model import StackConfig
 
 CLIENT_SECRET_ENV = "AIRGATE_UI_OIDC_CLIENT_SECRET"  # noqa: S105 - an env var name
+SIGN_IN_SETTINGS_ENV = "AIRGATE_SIGN_IN"
+"""Where the local environment's static webserver_config.py reads `SignInPlan.settings()` from."""
 CALLBACK_PATH = "/auth/oauth-authorized/airgate"
 """FAB's OAuth redirect endpoint for the provider named `airgate`: register `<ui>/<this>` at the IdP."""
 
@@ -52,16 +54,20 @@ def roles_mapping(stack: StackConfig) -> dict[str, tuple[str, ...]]:
 
 
 def plan_sign_in(
-    stack: StackConfig, *, client_id: str | None = None, issuer: str | None = None
+    stack: StackConfig,
+    *,
+    client_id: str | None = None,
+    issuer: str | None = None,
+    scope: str | None = None,
 ) -> SignInPlan:
-    """`client_id`/`issuer` override the stack's for the local environment (its provider's port)."""
+    """`client_id`/`issuer`/`scope` override the stack's for the local environment (its provider)."""
     settings = stack.airflow
     assert settings is not None
     sign_in = settings.sign_in
     return SignInPlan(
         issuer=issuer or stack.identity.oidc.issuer,
         client_id=client_id or (sign_in.client_id if sign_in is not None else ""),
-        scope=sign_in.scope if sign_in is not None else "openid email profile groups",
+        scope=scope or (sign_in.scope if sign_in is not None else "openid email profile groups"),
         roles_claim=stack.identity.oidc.roles_claim,
         roles_mapping=roles_mapping(stack),
     )

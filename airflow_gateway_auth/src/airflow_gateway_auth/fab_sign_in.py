@@ -39,7 +39,7 @@ def configure(settings: dict[str, Any]) -> dict[str, Any]:
     return {
         "AUTH_TYPE": AUTH_OAUTH,
         "AUTH_USER_REGISTRATION": True,
-        "AUTH_USER_REGISTRATION_ROLE": "Public",
+        "AUTH_USER_REGISTRATION_ROLE": "Public",  # unused: roles come from the mapping only
         "AUTH_ROLES_SYNC_AT_LOGIN": True,
         "AUTH_ROLES_MAPPING": {group: list(roles) for group, roles in settings["roles_mapping"].items()},
         "AIRGATE_ROLES_CLAIM": settings["roles_claim"],
@@ -54,7 +54,7 @@ def configure(settings: dict[str, Any]) -> dict[str, Any]:
                     "client_id": settings["client_id"],
                     "client_secret": secret,
                     "server_metadata_url": f"{issuer}/.well-known/openid-configuration",
-                    "client_kwargs": {"scope": settings["scope"]},
+                    "client_kwargs": {"scope": settings["scope"], "code_challenge_method": "S256"},
                 },
             }
         ],
@@ -82,6 +82,10 @@ def AirgateSecurityManager() -> type:
                 "last_name": data.get("family_name", ""),
                 "role_keys": list(groups),
             }
+
+        def _oauth_calculate_user_roles(self, userinfo: dict[str, Any]) -> list[Any]:
+            # Only the mapped roles: FAB would add AUTH_USER_REGISTRATION_ROLE to everyone.
+            return list(self.get_roles_from_keys(userinfo.get("role_keys", [])))
 
         def auth_user_oauth(self, userinfo: dict[str, Any], rotate_session_id: bool = True) -> Any:
             if not self.get_roles_from_keys(userinfo.get("role_keys", [])):
