@@ -162,6 +162,9 @@ def plan_helm_values(
             "dags_are_paused_at_creation": "False",
         },
         "api": {"base_url": f"https://{settings.ui_hostname}"},
+        # The sign-in's redirect URI must be the public https one: trust cloudflared's one hop of
+        # X-Forwarded-* (the NetworkPolicy lets only cloudflared and Airflow's pods reach the server).
+        "fab": {"enable_proxy_fix": "True"},
     }
     if "KubernetesExecutor" in settings.executor:
         # The task pods' image: the executor's pod template does not follow `images.airflow`.

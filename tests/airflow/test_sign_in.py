@@ -87,3 +87,17 @@ def test_every_mapped_group_gets_exactly_its_roles(mapping: dict[str, list[str]]
                 assert airflow_role in result[group]
     granted = {role for roles in result.values() for role in roles}
     assert granted == set(mapping)
+
+
+def test_the_api_server_gets_the_config_its_secret_and_the_public_scheme() -> None:
+    from infra.airflow.plan import plan_airflow
+
+    plan = plan_airflow("prod", PROD)
+    assert plan is not None and plan.kubernetes is not None
+    values = plan.kubernetes.helm_values
+    assert values["apiServer"]["apiServerConfig"] == webserver_config(plan.kubernetes.sign_in)
+    [env] = values["apiServer"]["env"]
+    assert env["name"] == CLIENT_SECRET_ENV
+    assert env["valueFrom"]["secretKeyRef"]["name"] == plan.kubernetes.secret_names.sign_in
+    assert values["config"]["fab"] == {"enable_proxy_fix": "True"}
+    assert values["apiServer"]["defaultUser"] == {"enabled": False}  # no chart-made password account
