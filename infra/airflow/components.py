@@ -1,4 +1,4 @@
-"""The Airflow components: they turn the plans of `infra.airflow.*_plan` and `connections` into
+"""The Airflow components: they turn their part of `AirflowPlan` (infra/airflow/plan.py) into
 resources, and decide nothing themselves.
 
 - `TriggerUpstreamIdentity` (`airgate:airflow:TriggerUpstreamIdentity`): what the DAG-trigger Worker
@@ -8,8 +8,9 @@ resources, and decide nothing themselves.
   its one config resource, DNS records, and an Access app on each hostname (SSO for the UI; the
   trigger token only for the API).
 - `AirflowOnKubernetes` (`airgate:airflow:AirflowOnKubernetes`): namespace, random stable keys, the
-  Secrets, the official chart through `helm.v3.Release`, the cloudflared Deployment and the
-  NetworkPolicy, all through one explicit Kubernetes provider built from stack config.
+  Secrets, the bundled PostgreSQL (dev), the official chart through `helm.v3.Release`, the identity
+  bootstrap Job, the cloudflared Deployment and the NetworkPolicy, all through one explicit
+  Kubernetes provider. It receives `KubernetesPlan` (infra/airflow/plan.py) and secret Outputs only.
 """
 
 from __future__ import annotations
