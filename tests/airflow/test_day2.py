@@ -9,6 +9,8 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infra.airflow.jobs_plan import INPUTS_ANNOTATION, bootstrap_job_name
 from infra.airflow.plan import AirflowPlan, plan_airflow
@@ -254,3 +256,45 @@ def test_the_task_image_follows_the_airflow_image() -> None:
         "worker_container_tag": image["tag"],
     }
     assert json.dumps(values).count("ghcr.io/acme-data/airflow-airgate") == 3
+
+
+STAGING = load_stack("staging")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    roles=st.lists(
+        st.sampled_from(["airflow-worker", "ai-agent", "ci"]), min_size=1, max_size=3, unique=True
+    ),
+    executor=st.sampled_from(
+        ["KubernetesExecutor", "CeleryExecutor", "LocalExecutor", "CeleryExecutor,KubernetesExecutor"]
+    ),
+)
+def test_any_task_roles_give_the_same_jobs_and_connections_only_where_tasks_run(
+    roles: list[str], executor: str
+) -> None:
+    assert STAGING.config.airflow is not None
+    template = STAGING.config.airflow.task_roles["airflow-worker"]
+    loaded = with_airflow(
+        STAGING,
+        task_roles={role: template for role in roles},
+        default_task_role=roles[0],
+        executor=executor,
+    )
+    plan = planned(loaded)
+    assert plan == planned(loaded)  # pure: same config, same plan
+    assert plan.kubernetes is not None
+    assert plan.kubernetes.bootstrap_job == planned(STAGING).kubernetes.bootstrap_job  # type: ignore[union-attr]
+    values = plan.kubernetes.helm_values
+    expected = set(plan.kubernetes.connection_env_names)
+    for key in ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers"):
+        names = {
+            e["name"] for e in values.get(key, {}).get("env", []) if e["name"].startswith("AIRFLOW_CONN_")
+        }
+        runs_tasks = (
+            key == "triggerer"
+            or (key == "workers" and ("Kubernetes" in executor or "Celery" in executor))
+            or (key == "scheduler" and executor == "LocalExecutor")
+        )
+        assert names == (expected if runs_tasks else set()), key
+    jsonschema.Draft7Validator(strict_chart_schema()).validate(values)
