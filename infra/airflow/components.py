@@ -344,7 +344,7 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
                 names.postgres,
                 {SecretNames.POSTGRES_PASSWORD_KEY: postgres_password.result},
             )
-            service, statefulset = plan.postgres
+            service, statefulset, database_policy = plan.postgres
             database.append(
                 k8s.core.v1.Service(
                     f"{name}-postgres-service",
@@ -367,6 +367,12 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
                         ),
                     ),
                 )
+            )
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-postgres-ingress",
+                metadata=database_policy["metadata"],
+                spec=database_policy["spec"],
+                opts=in_ns,
             )
 
         # Long-running pods read their Secrets as env at start: a digest of what they read rolls them

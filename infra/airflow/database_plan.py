@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.airflow.kubernetes_plan import SecretNames, chart_fullname, secret_names
+from infra.airflow.kubernetes_plan import SecretNames, airflow_pod_labels, chart_fullname, secret_names
 from infra.config.airflow_model import AirflowSettings
 
 POSTGRES_PORT = 5432
@@ -46,7 +46,8 @@ def metadata_url(settings: AirflowSettings, password: str) -> str:
 
 
 def postgres_manifests(settings: AirflowSettings) -> list[dict[str, Any]]:
-    """The Service and the StatefulSet (its data on a PersistentVolumeClaim that outlives the pod)."""
+    """The Service, the StatefulSet (its data on a PersistentVolumeClaim that outlives the pod) and a
+    NetworkPolicy: only Airflow's own pods may open the database's port."""
     database = settings.database
     assert database is not None and database.bundled_postgres
     name = postgres_name(settings)
@@ -130,4 +131,19 @@ def postgres_manifests(settings: AirflowSettings) -> list[dict[str, Any]]:
             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim_spec}],
         },
     }
-    return [service, statefulset]
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {**metadata, "name": f"{name}-ingress"},
+        "spec": {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": airflow_pod_labels(settings)}}],
+                    "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}],
+                }
+            ],
+        },
+    }
+    return [service, statefulset, policy]

@@ -90,6 +90,17 @@ def test_a_protected_bundled_database_is_protected_and_retained() -> None:
 # --- the bundled database and the images ----------------------------------------------------------
 
 
+def test_only_airflows_pods_reach_the_bundled_database() -> None:
+    recording = recorded("dev")
+    policy = recording.by_name("airflow-postgres-ingress")
+    spec = plain(policy.inputs["spec"])
+    [statefulset] = [r for r in recording.resources if r.type == "kubernetes:apps/v1:StatefulSet"]
+    assert spec["podSelector"]["matchLabels"] == plain(statefulset.inputs["spec"])["selector"]["matchLabels"]
+    [rule] = spec["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"tier": "airflow", "release": "airflow"}}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 5432}]
+
+
 def test_dev_database_is_an_owned_postgres_with_a_pinned_image() -> None:
     recording = recorded("dev")
     [statefulset] = [r for r in recording.resources if r.type == "kubernetes:apps/v1:StatefulSet"]
