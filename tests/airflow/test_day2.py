@@ -309,3 +309,35 @@ def test_any_task_roles_give_the_same_jobs_and_connections_only_where_tasks_run(
         )
         assert names == (expected if runs_tasks else set()), key
     jsonschema.Draft7Validator(strict_chart_schema()).validate(values)
+
+
+def test_a_rotated_connection_credential_rolls_the_pods_that_read_it() -> None:
+    """Env from a Secret is read at container start: the digest on the pod template is what makes a
+    rotated credential reach the long-running pods on the next `pulumi up`."""
+    import pulumi
+
+    from infra.components.endpoints import MachineCredential
+
+    def with_token_secret(secret: str) -> Recording:
+        def program(loaded: LoadedStack) -> None:
+            edge = fake_edge(loaded)
+            token = edge.service_tokens["airflow-worker"]
+            edge.service_tokens["airflow-worker"] = MachineCredential(
+                token.name, token.kind, token.client_id, pulumi.Output.secret(secret)
+            )
+            deploy_airflow(loaded, edge)
+
+        return run_recorded(load_stack("staging"), program)
+
+    def annotations(recording: Recording) -> dict[str, str]:
+        values = plain(release(recording).inputs["values"])
+        return {
+            key: values[key]["podAnnotations"]["airgate.dev/secrets-sha256"]
+            for key in ("triggerer", "workers")
+        }
+
+    before, after, again = with_token_secret("old"), with_token_secret("new"), with_token_secret("new")
+    assert annotations(after) == annotations(again)  # stable while nothing changes
+    changed = {key for key in annotations(before) if annotations(before)[key] != annotations(after)[key]}
+    assert changed == {"triggerer", "workers"}
+    assert bootstrap_job(before) == bootstrap_job(after)  # the Job is not about connections
