@@ -26,6 +26,9 @@ const audiences = new Set(config.audiences);
 const clientsById = new Map(config.clients.map((client) => [client.client_id, client]));
 const usersById = new Map((config.users ?? []).map((user) => [user.account_id, user]));
 const human = config.human_client;
+// Airflow's UI signs people in with its own confidential client (FAB OAuth, authorization code +
+// PKCE); its access token is for the userinfo endpoint (groups claim), so no resource is forced on it.
+const airflowUi = config.airflow_ui_client;
 
 const provider = new Provider(config.issuer, {
   jwks: await signingKeys(config.keys_file),
@@ -47,6 +50,16 @@ const provider = new Provider(config.issuer, {
           token_endpoint_auth_method: "none",
         }]
       : []),
+    ...(airflowUi
+      ? [{
+          client_id: airflowUi.client_id,
+          client_secret: airflowUi.client_secret,
+          grant_types: ["authorization_code"],
+          response_types: ["code"],
+          redirect_uris: [airflowUi.redirect_uri],
+          token_endpoint_auth_method: "client_secret_basic",
+        }]
+      : []),
   ],
   // Only the configured test users exist; the development login page takes their name.
   async findAccount(ctx, id) {
@@ -63,7 +76,7 @@ const provider = new Provider(config.issuer, {
     introspection: { enabled: false },
     resourceIndicators: {
       enabled: true,
-      defaultResource: () => config.audiences[0],
+      defaultResource: (ctx, client) => (client?.clientId === airflowUi?.client_id ? undefined : config.audiences[0]),
       useGrantedResource: () => true,
       getResourceServerInfo(ctx, resource) {
         if (!audiences.has(resource)) throw new errors.InvalidTarget();

@@ -1,4 +1,4 @@
-"""The Airflow components: they turn the plans of `infra.airflow.*_plan` and `connections` into
+"""The Airflow components: they turn their part of `AirflowPlan` (infra/airflow/plan.py) into
 resources, and decide nothing themselves.
 
 - `TriggerUpstreamIdentity` (`airgate:airflow:TriggerUpstreamIdentity`): what the DAG-trigger Worker
@@ -8,12 +8,16 @@ resources, and decide nothing themselves.
   its one config resource, DNS records, and an Access app on each hostname (SSO for the UI; the
   trigger token only for the API).
 - `AirflowOnKubernetes` (`airgate:airflow:AirflowOnKubernetes`): namespace, random stable keys, the
-  Secrets, the official chart through `helm.v3.Release`, the cloudflared Deployment and the
-  NetworkPolicy, all through one explicit Kubernetes provider built from stack config.
+  Secrets, the bundled PostgreSQL (dev), the official chart through `helm.v3.Release`, the identity
+  bootstrap Job, the cloudflared Deployment and the NetworkPolicy, all through one explicit
+  Kubernetes provider. It receives `KubernetesPlan` (infra/airflow/plan.py) and secret Outputs only.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +26,13 @@ import pulumi_cloudflare as cloudflare
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.airflow.connections import ConnectionPlan
-from infra.airflow.kubernetes_plan import (
-    SecretNames,
-    cloudflared_manifest,
-    namespace_manifest,
-    network_policy_manifest,
-    plan_helm_values,
-    secret_names,
-)
+from infra.airflow.jobs_plan import INPUTS_ANNOTATION, inputs_digest
+from infra.airflow.kubernetes_plan import SecretNames
+from infra.airflow.plan import KubernetesPlan, TriggerIdentityPlan
 from infra.airflow.tunnel_plan import TunnelPlan, connector_token, tunnel_target
 from infra.components.access_app import self_hosted_app
-from infra.config.model import StackConfig
+
+ROTATION_ANNOTATION = "airgate.dev/secrets-sha256"
 
 
 def _fernet(b64: str) -> str:
@@ -53,8 +52,7 @@ def _ingress_rule(rule: dict[str, str]) -> cloudflare.ZeroTrustTunnelCloudflared
 
 @dataclass(frozen=True)
 class TriggerUpstreamIdentityArgs:
-    stack_name: str
-    stack: StackConfig
+    plan: TriggerIdentityPlan
 
 
 class TriggerUpstreamIdentity(pulumi.ComponentResource):
@@ -68,23 +66,27 @@ class TriggerUpstreamIdentity(pulumi.ComponentResource):
         self, name: str, args: TriggerUpstreamIdentityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("airgate:airflow:TriggerUpstreamIdentity", name, None, opts)
-        settings = args.stack.airflow
-        assert settings is not None
+        plan = args.plan
         token = cloudflare.ZeroTrustAccessServiceToken(
             f"{name}-access-token",
-            account_id=args.stack.account_id,
-            name=f"airgate-{args.stack_name}-airflow-trigger",
-            duration=settings.trigger_token_duration,
-            client_secret_version=float(settings.trigger_token_version),
+            account_id=plan.account_id,
+            name=plan.token_name,
+            duration=plan.token_duration,
+            client_secret_version=float(plan.token_version),
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["client_secret"]),
         )
+        # A new `password_version` is a new password (keepers); the bootstrap Job applies it.
         password = random.RandomPassword(
-            f"{name}-api-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-api-password",
+            length=40,
+            special=False,
+            keepers={"version": str(plan.password_version)},
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.access_client_id = token.client_id
         self.access_client_secret = pulumi.Output.secret(token.client_secret)
         self.access_token_id = token.id
-        self.api_username = settings.trigger_api_user
+        self.api_username = plan.api_user
         self.api_password = pulumi.Output.secret(password.result)
         self.register_outputs(
             {
@@ -101,7 +103,6 @@ class TriggerUpstreamIdentity(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class AirflowTunnelArgs:
-    stack: StackConfig
     plan: TunnelPlan
     trigger_token_id: pulumi.Output[str]
     identity_provider_id: pulumi.Output[str] | None = None
@@ -116,12 +117,12 @@ class AirflowTunnel(pulumi.ComponentResource):
         self, name: str, args: AirflowTunnelArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("airgate:airflow:AirflowTunnel", name, None, opts)
-        stack, plan = args.stack, args.plan
+        plan = args.plan
         child = pulumi.ResourceOptions(parent=self)
         secret = random.RandomBytes(f"{name}-secret", length=32, opts=child)
         tunnel = cloudflare.ZeroTrustTunnelCloudflared(
             f"{name}-tunnel",
-            account_id=stack.account_id,
+            account_id=plan.account_id,
             name=plan.tunnel_name,
             config_src="cloudflare",
             tunnel_secret=secret.base64,
@@ -129,7 +130,7 @@ class AirflowTunnel(pulumi.ComponentResource):
         )
         cloudflare.ZeroTrustTunnelCloudflaredConfig(
             f"{name}-config",
-            account_id=stack.account_id,
+            account_id=plan.account_id,
             tunnel_id=tunnel.id,
             config={"ingresses": [_ingress_rule(rule) for rule in plan.ingress]},
             opts=child,
@@ -137,7 +138,7 @@ class AirflowTunnel(pulumi.ComponentResource):
         for role, host in (("ui", plan.ui_hostname), ("api", plan.api_hostname)):
             cloudflare.DnsRecord(
                 f"{name}-dns-{role}",
-                zone_id=stack.zone_id,
+                zone_id=plan.zone_id,
                 name=host,
                 type="CNAME",
                 content=tunnel.id.apply(tunnel_target),
@@ -154,7 +155,7 @@ class AirflowTunnel(pulumi.ComponentResource):
             includes += [
                 {
                     "oidc": {
-                        "claim_name": stack.identity.oidc.roles_claim,
+                        "claim_name": plan.roles_claim,
                         "claim_value": group,
                         "identity_provider_id": args.identity_provider_id,
                     }
@@ -169,7 +170,7 @@ class AirflowTunnel(pulumi.ComponentResource):
             )
         people = cloudflare.ZeroTrustAccessPolicy(
             f"{name}-ui-people",
-            account_id=stack.account_id,
+            account_id=plan.account_id,
             name=f"{plan.tunnel_name}-ui-people",
             decision="allow",
             includes=includes,
@@ -178,7 +179,7 @@ class AirflowTunnel(pulumi.ComponentResource):
         )
         machines = cloudflare.ZeroTrustAccessPolicy(
             f"{name}-api-trigger",
-            account_id=stack.account_id,
+            account_id=plan.account_id,
             name=f"{plan.tunnel_name}-api-trigger",
             decision="non_identity",
             includes=[{"service_token": {"token_id": args.trigger_token_id}}],
@@ -186,7 +187,7 @@ class AirflowTunnel(pulumi.ComponentResource):
         )
         self_hosted_app(
             f"{name}-ui-access",
-            account_id=stack.account_id,
+            account_id=plan.account_id,
             app_name=f"{plan.tunnel_name}-ui",
             hostname=plan.ui_hostname,
             policy_ids=[people.id],
@@ -196,7 +197,7 @@ class AirflowTunnel(pulumi.ComponentResource):
         )
         self_hosted_app(
             f"{name}-api-access",
-            account_id=stack.account_id,
+            account_id=plan.account_id,
             app_name=f"{plan.tunnel_name}-api",
             hostname=plan.api_hostname,
             policy_ids=[machines.id],
@@ -207,7 +208,7 @@ class AirflowTunnel(pulumi.ComponentResource):
         self.tunnel_id = tunnel.id
         self.connector_token = pulumi.Output.secret(
             pulumi.Output.all(tunnel.id, secret.base64).apply(
-                lambda parts: connector_token(stack.account_id, parts[0], parts[1])
+                lambda parts: connector_token(plan.account_id, parts[0], parts[1])
             )
         )
         self.ui_url = f"https://{plan.ui_hostname}"
@@ -219,14 +220,26 @@ class AirflowTunnel(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class AirflowOnKubernetesArgs:
-    stack: StackConfig
-    connections: list[ConnectionPlan]
+    plan: KubernetesPlan
     connection_values: dict[str, pulumi.Output[str]]
     """AIRFLOW_CONN_<ID> → connection JSON (secret Output)."""
     tunnel_token: pulumi.Output[str]
+    trigger_api_user: str
     trigger_api_password: pulumi.Output[str]
+    sign_in_client_secret: pulumi.Output[str]
     database_url: pulumi.Output[str] | None = None
     kubeconfig: pulumi.Output[str] | None = None
+
+
+def _digest(values: pulumi.Output[Any]) -> pulumi.Output[str]:
+    """A digest of secret inputs, for pod annotations: pods restart when a credential they read as
+    env changes (env from a Secret is read at container start only)."""
+    digest = values.apply(
+        lambda parts: hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    )
+    # A one-way digest of high-entropy values reveals none of them; kept plain so the Helm values
+    # stay plain (and reviewable) as a whole.
+    return pulumi.Output.unsecret(digest)
 
 
 class AirflowOnKubernetes(pulumi.ComponentResource):
@@ -237,22 +250,22 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
         self, name: str, args: AirflowOnKubernetesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("airgate:airflow:AirflowOnKubernetes", name, None, opts)
-        stack = args.stack
-        settings = stack.airflow
-        assert settings is not None and settings.chart is not None
-        names = secret_names(settings)
-        missing = {plan.env_name for plan in args.connections} ^ set(args.connection_values)
+        plan = args.plan
+        names = plan.secret_names
+        missing = set(plan.connection_env_names) ^ set(args.connection_values)
         assert not missing, f"connection values do not match the plan: {sorted(missing)}"
 
         provider = k8s.Provider(
             f"{name}-cluster",
             kubeconfig=args.kubeconfig,
-            context=settings.kubernetes.context,
+            context=plan.kube_context,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        protect = stack.protected
+        protect = plan.protection.protect
+        retain = plan.protection.retain
+        manifests = {(m["kind"], m["metadata"]["name"]): m for m in plan.manifests}
 
-        ns_manifest = namespace_manifest(settings)
+        ns_manifest = next(m for m in plan.manifests if m["kind"] == "Namespace")
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=ns_manifest["metadata"],
@@ -260,7 +273,11 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
         )
         in_ns = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
 
-        fernet = random.RandomBytes(f"{name}-fernet-key", length=32, opts=pulumi.ResourceOptions(parent=self))
+        # The fernet key encrypts connections and variables in the metadata database: losing it
+        # loses them, so in prod it is protected and its Secret outlives a deletion by Pulumi.
+        fernet = random.RandomBytes(
+            f"{name}-fernet-key", length=32, opts=pulumi.ResourceOptions(parent=self, protect=protect)
+        )
         api_key = random.RandomPassword(
             f"{name}-api-secret-key", length=64, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
@@ -268,74 +285,163 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             f"{name}-jwt-secret", length=64, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
 
-        def secret(role: str, secret_name: str, values: dict[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
+        def secret(
+            role: str, secret_name: str, values: dict[str, pulumi.Input[str]], *, keep: bool = False
+        ) -> k8s.core.v1.Secret:
+            shape = manifests[("Secret", secret_name)]
+            assert set(shape["stringData"]) == set(values), f"secret {secret_name}: keys differ from the plan"
             return k8s.core.v1.Secret(
                 f"{name}-{role}",
-                metadata={
-                    "name": secret_name,
-                    "namespace": settings.namespace,
-                    "labels": {"app.kubernetes.io/managed-by": "airgate"},
-                },
+                metadata=shape["metadata"],
                 type="Opaque",
                 string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
                 opts=pulumi.ResourceOptions.merge(
-                    in_ns, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+                    in_ns,
+                    pulumi.ResourceOptions(
+                        additional_secret_outputs=["data", "stringData"],
+                        protect=protect and keep,
+                        retain_on_delete=keep,
+                    ),
                 ),
             )
 
+        database_url = args.database_url
+        postgres_password: random.RandomPassword | None = None
+        if plan.postgres_url_template is not None:
+            template = plan.postgres_url_template
+            postgres_password = random.RandomPassword(
+                f"{name}-postgres-password",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            database_url = postgres_password.result.apply(lambda password: template.format(password=password))
+        assert database_url is not None, "the stack names a database secret; pass its value"
+
         secrets = [
-            secret("fernet-key", names.fernet_key, {SecretNames.FERNET_KEY: fernet.base64.apply(_fernet)}),
+            secret(
+                "fernet-key",
+                names.fernet_key,
+                {SecretNames.FERNET_KEY: fernet.base64.apply(_fernet)},
+                keep="fernet-key" in retain,
+            ),
             secret("api-secret-key", names.api_secret_key, {SecretNames.API_SECRET_KEY: api_key.result}),
             secret("jwt-secret", names.jwt_secret, {SecretNames.JWT_SECRET: jwt.result}),
             secret("connections", names.connections, dict(sorted(args.connection_values.items()))),
-            secret(
-                "trigger-user",
-                names.trigger_user,
-                {SecretNames.TRIGGER_PASSWORD_KEY: args.trigger_api_password},
-            ),
+            secret("ui-oidc", names.sign_in, {SecretNames.SIGN_IN_SECRET_KEY: args.sign_in_client_secret}),
+            secret("metadata-db", names.metadata, {SecretNames.METADATA_KEY: database_url}),
         ]
+        trigger_secret = secret(
+            "trigger-user", names.trigger_user, {SecretNames.TRIGGER_PASSWORD_KEY: args.trigger_api_password}
+        )
         tunnel_secret = secret(
             "cloudflared-token", names.tunnel_token, {SecretNames.TUNNEL_TOKEN_KEY: args.tunnel_token}
         )
-        if settings.database is not None and settings.database.url is not None:
-            assert args.database_url is not None, "the stack names a database secret; pass its value"
-            secrets.append(
-                secret("metadata-db", names.metadata, {SecretNames.METADATA_KEY: args.database_url})
+        database: list[pulumi.Resource] = []
+        if postgres_password is not None:
+            password_secret = secret(
+                "postgres-password",
+                names.postgres,
+                {SecretNames.POSTGRES_PASSWORD_KEY: postgres_password.result},
+            )
+            service, statefulset, database_policy = plan.postgres
+            database.append(
+                k8s.core.v1.Service(
+                    f"{name}-postgres-service",
+                    metadata=service["metadata"],
+                    spec=service["spec"],
+                    opts=in_ns,
+                )
+            )
+            database.append(
+                k8s.apps.v1.StatefulSet(
+                    f"{name}-postgres",
+                    metadata=statefulset["metadata"],
+                    spec=statefulset["spec"],
+                    opts=pulumi.ResourceOptions.merge(
+                        in_ns,
+                        pulumi.ResourceOptions(
+                            depends_on=[password_secret],
+                            protect=protect,
+                            retain_on_delete="postgres" in retain,
+                        ),
+                    ),
+                )
+            )
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-postgres-ingress",
+                metadata=database_policy["metadata"],
+                spec=database_policy["spec"],
+                opts=in_ns,
             )
 
-        chart = settings.chart
-        oci = chart.repository.startswith("oci://")
+        # Long-running pods read their Secrets as env at start: a digest of what they read rolls them
+        # when a connection or the sign-in secret rotates (task pods are new each time anyway).
+        values = copy.deepcopy(plan.helm_values)
+        connections_digest = _digest(
+            pulumi.Output.all(*[args.connection_values[k] for k in sorted(args.connection_values)])
+        )
+        sign_in_digest = _digest(pulumi.Output.all(args.sign_in_client_secret))
+        for key in ("triggerer", "workers", "scheduler"):
+            if key in values and "env" in values[key]:
+                values[key]["podAnnotations"] = {ROTATION_ANNOTATION: connections_digest}
+        values["apiServer"]["podAnnotations"] = {ROTATION_ANNOTATION: sign_in_digest}
+
+        oci = plan.chart_repository.startswith("oci://")
         release = k8s.helm.v3.Release(
             f"{name}-release",
-            name=settings.release_name,
-            namespace=settings.namespace,
-            chart=f"{chart.repository}/{chart.name}" if oci else chart.name,
-            repository_opts=None if oci else {"repo": chart.repository},
-            version=chart.version,
-            values=plan_helm_values(stack, args.connections),
+            name=plan.release_name,
+            namespace=plan.namespace,
+            chart=f"{plan.chart_repository}/{plan.chart_name}" if oci else plan.chart_name,
+            repository_opts=None if oci else {"repo": plan.chart_repository},
+            version=plan.chart_version,
+            values=values,
             atomic=False,
             cleanup_on_fail=False,
             timeout=1200,
             # Protected with the namespace: deleting the release in prod takes every Airflow pod with it.
             opts=pulumi.ResourceOptions.merge(
-                in_ns, pulumi.ResourceOptions(depends_on=[namespace, *secrets], protect=protect)
+                in_ns, pulumi.ResourceOptions(depends_on=[namespace, *secrets, *database], protect=protect)
             ),
         )
 
-        deployment = cloudflared_manifest(settings)
+        # After the release (its migration Job); replaced, and so run again, when its inputs change.
+        job = copy.deepcopy(plan.bootstrap_job)
+        job["spec"]["template"]["metadata"]["annotations"] = {
+            INPUTS_ANNOTATION: pulumi.Output.unsecret(
+                args.trigger_api_password.apply(
+                    lambda password: inputs_digest(args.trigger_api_user, password)
+                )
+            )
+        }
+        k8s.batch.v1.Job(
+            f"{name}-bootstrap",
+            metadata=job["metadata"],
+            spec=job["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                in_ns,
+                pulumi.ResourceOptions(
+                    depends_on=[release, trigger_secret],
+                    delete_before_replace=True,
+                    replace_on_changes=["spec"],
+                ),
+            ),
+        )
+
+        deployment = next(m for m in plan.manifests if m["kind"] == "Deployment")
         k8s.apps.v1.Deployment(
             f"{name}-cloudflared",
             metadata=deployment["metadata"],
             spec=deployment["spec"],
             opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[tunnel_secret])),
         )
-        policy = network_policy_manifest(settings)
+        policy = next(m for m in plan.manifests if m["kind"] == "NetworkPolicy")
         k8s.networking.v1.NetworkPolicy(
             f"{name}-api-server-ingress",
             metadata=policy["metadata"],
             spec=policy["spec"],
             opts=in_ns,
         )
-        self.namespace = settings.namespace
+        self.namespace = plan.namespace
         self.release_status = release.status
         self.register_outputs({"namespace": self.namespace, "release_status": self.release_status})

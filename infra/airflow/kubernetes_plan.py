@@ -6,15 +6,18 @@ Decisions, and why:
 - The fernet key, API secret key and JWT secret live in Secrets we create from random values kept in
   Pulumi state, and the chart is pinned to them (`fernetKeySecretName`, `apiSecretKeySecretName`,
   `jwtSecretName`). Left to the chart, every upgrade regenerates the JWT secret and breaks running pods.
-- Connections reach Airflow only through the chart's `secret:` list (envName/secretName/secretKey), so no
-  credential is ever in Helm values or plain `env`.
+- No credential is ever in Helm values or plain `env`: Secrets are referenced by name and key.
 - `helm.v3.Release` waits for the release's resources; chart hook Jobs would run only after that wait
-  (a deadlock: pods wait for migrations that never start), so the migrate and create-user Jobs run as
-  ordinary Jobs (`useHelmHooks: false`).
+  (a deadlock: pods wait for migrations that never start), so the migration Job runs as an ordinary
+  Job (`useHelmHooks: false`), and then, by the chart's contract, with `applyCustomEnv: false` so its
+  immutable pod template does not change when a connection is added. The chart's create-user Job is
+  off; airgate's bootstrap Job (jobs_plan.py) owns the trigger user.
+- Connections are env (secretKeyRef) on the components that run tasks only (`task_runners`); the
+  trigger user's password reaches only the bootstrap Job.
 - The API server stays ClusterIP with no Ingress: people come through the tunnel behind Access, machines
   only through the DAG-trigger gateway. The NetworkPolicy admits only cloudflared and Airflow's own pods.
-- The auth manager is FAB's: SimpleAuthManager is for development only, and the DAG-trigger gateway
-  needs a real API user (created by the create-user Job from a password held in a Secret).
+- The auth manager is FAB's: SimpleAuthManager is for development only. People sign in through the
+  stack's OpenID provider (sign_in.py); the only password account is the DAG-trigger gateway's.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.airflow.connections import ConnectionPlan
+from infra.airflow.sign_in import CLIENT_SECRET_ENV
 from infra.config.airflow_model import AirflowSettings
 from infra.config.model import StackConfig
 
@@ -31,6 +35,8 @@ CLOUDFLARED_METRICS_PORT = 2000
 CLOUDFLARED_LABELS = {"app.kubernetes.io/name": "cloudflared", "app.kubernetes.io/part-of": "airgate"}
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 TRIGGER_PASSWORD_ENV = "AIRGATE_TRIGGER_API_PASSWORD"  # noqa: S105 - an env var name
+REDIS_IMAGE = "redis:7.2.5-bookworm"
+"""The Celery broker's image (Celery executors only), pinned here instead of the chart's default."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class SecretNames:
     connections: str
     trigger_user: str
     tunnel_token: str
+    sign_in: str
+    postgres: str
 
     FERNET_KEY = "fernet-key"
     API_SECRET_KEY = "api-secret-key"  # noqa: S105 - a key name
@@ -51,6 +59,8 @@ class SecretNames:
     METADATA_KEY = "connection"
     TRIGGER_PASSWORD_KEY = "password"  # noqa: S105 - a key name
     TUNNEL_TOKEN_KEY = "token"  # noqa: S105 - a key name
+    SIGN_IN_SECRET_KEY = "client-secret"  # noqa: S105 - a key name
+    POSTGRES_PASSWORD_KEY = "password"  # noqa: S105 - a key name
 
 
 def secret_names(settings: AirflowSettings) -> SecretNames:
@@ -63,6 +73,8 @@ def secret_names(settings: AirflowSettings) -> SecretNames:
         connections=f"{prefix}-connections",
         trigger_user=f"{prefix}-trigger-user",
         tunnel_token=f"{prefix}-cloudflared-token",
+        sign_in=f"{prefix}-ui-oidc",
+        postgres=f"{prefix}-postgres",
     )
 
 
@@ -88,7 +100,37 @@ def airflow_pod_labels(settings: AirflowSettings) -> dict[str, str]:
     return {"tier": "airflow", "release": settings.release_name}
 
 
-def plan_helm_values(stack: StackConfig, connections: list[ConnectionPlan]) -> dict[str, Any]:
+def _resources(settings: AirflowSettings, component: str) -> dict[str, Any] | None:
+    chosen = settings.resources.get(component)  # type: ignore[call-overload]
+    if chosen is None:
+        return None
+    resources: dict[str, Any] = {"requests": {"cpu": chosen.cpu, "memory": chosen.memory}}
+    if chosen.memory_limit is not None:
+        resources["limits"] = {"memory": chosen.memory_limit}
+    return resources
+
+
+def task_runners(settings: AirflowSettings) -> tuple[str, ...]:
+    """The chart components whose pods run task code (and so need the gateway connections):
+    Kubernetes and Celery tasks run in `workers` pods (the pod template, or Celery workers); the
+    LocalExecutor runs them inside the scheduler; deferred tasks resume in the triggerer."""
+    executors = settings.executor.split(",")
+    runners = {"triggerer"}
+    if "KubernetesExecutor" in executors or "CeleryExecutor" in executors:
+        runners.add("workers")
+    if "LocalExecutor" in executors:
+        runners.add("scheduler")
+    return tuple(sorted(runners))
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def plan_helm_values(
+    stack: StackConfig, connections: list[ConnectionPlan], sign_in_config: str | None = None
+) -> dict[str, Any]:
+    """`sign_in_config` is the `webserver_config.py` text (infra/airflow/sign_in.py)."""
     settings = stack.airflow
     assert settings is not None and settings.runtime == "kubernetes"
     assert settings.image is not None and settings.database is not None
@@ -100,60 +142,108 @@ def plan_helm_values(stack: StackConfig, connections: list[ConnectionPlan]) -> d
     }
     if settings.image.digest:
         image["digest"] = settings.image.digest
-    secret_env = [
-        {"envName": plan.env_name, "secretName": names.connections, "secretKey": plan.env_name}
-        for plan in connections
-    ]
-    secret_env.append(
-        {
-            "envName": TRIGGER_PASSWORD_ENV,
-            "secretName": names.trigger_user,
-            "secretKey": SecretNames.TRIGGER_PASSWORD_KEY,
-        }
-    )
+    # Connections go only to the pods that run tasks, as env read from the connections Secret; the
+    # chart's global `secret:` list would put them in every pod (API server, jobs, ...).
+    connection_env = [_secret_env(plan.env_name, names.connections, plan.env_name) for plan in connections]
     env = [{"name": "AIRGATE_ENVIRONMENT", "value": stack.environment}]
     if settings.image.pip_additional_requirements:
         # Development only (refused in prod): pip runs at every pod start.
         env.append(
             {"name": "_PIP_ADDITIONAL_REQUIREMENTS", "value": settings.image.pip_additional_requirements}
         )
+    config: dict[str, dict[str, Any]] = {
+        "core": {
+            "auth_manager": FAB_AUTH_MANAGER,
+            "load_examples": "False",
+            # Granted DAGs must run when the trigger gateway creates a run: the scheduler starts runs
+            # of unpaused DAGs only, the trigger API does not unpause, and the default (True) would
+            # leave every new DAG paused until someone clicks. A DAG that must start paused says so
+            # itself (`is_paused_upon_creation=True`).
+            "dags_are_paused_at_creation": "False",
+        },
+        "api": {"base_url": f"https://{settings.ui_hostname}"},
+        # The sign-in's redirect URI must be the public https one: trust cloudflared's one hop of
+        # X-Forwarded-* (the NetworkPolicy lets only cloudflared and Airflow's pods reach the server).
+        "fab": {"enable_proxy_fix": "True"},
+    }
+    if "KubernetesExecutor" in settings.executor:
+        # The task pods' image: the executor's pod template does not follow `images.airflow`.
+        config["kubernetes_executor"] = {
+            "worker_container_repository": settings.image.repository,
+            "worker_container_tag": settings.image.tag,
+        }
+    if settings.remote_logs is not None:
+        config["logging"] = {
+            "remote_logging": "True",
+            "remote_base_log_folder": settings.remote_logs.base_folder,
+            "remote_log_conn_id": settings.remote_logs.connection_id,
+        }
+    api_server: dict[str, Any] = {
+        "service": {"type": "ClusterIP"},
+        # People sign in through the IdP; the chart's default admin (a password account) is off.
+        "defaultUser": {"enabled": False},
+        "env": [_secret_env(CLIENT_SECRET_ENV, names.sign_in, SecretNames.SIGN_IN_SECRET_KEY)],
+    }
+    if sign_in_config is not None:
+        api_server["apiServerConfig"] = sign_in_config
+    components: dict[str, dict[str, Any]] = {
+        "apiServer": api_server,
+        "scheduler": {},
+        "dagProcessor": {},
+        "triggerer": {
+            "persistence": {
+                "enabled": True,
+                "size": settings.triggerer.size,
+                "storageClassName": settings.triggerer.storage_class,
+            }
+        },
+        "workers": {},
+    }
+    chart_keys = {
+        "api_server": "apiServer",
+        "scheduler": "scheduler",
+        "dag_processor": "dagProcessor",
+        "triggerer": "triggerer",
+        "workers": "workers",
+    }
+    for component, key in chart_keys.items():
+        resources = _resources(settings, component)
+        if resources is not None:
+            components[key]["resources"] = resources
+    for runner in task_runners(settings):
+        components[chart_keys[runner]]["env"] = connection_env
+    images: dict[str, Any] = {
+        "airflow": image,
+        "pod_template": dict(image),
+        "useDefaultImageForMigration": False,
+    }
+    if "CeleryExecutor" in settings.executor:
+        repository, tag = REDIS_IMAGE.rsplit(":", 1)
+        images["redis"] = {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"}
     values: dict[str, Any] = {
         "executor": settings.executor,
         "airflowVersion": settings.image.airflow_version,
-        "images": {"airflow": image, "useDefaultImageForMigration": False},
+        "images": images,
         "fernetKeySecretName": names.fernet_key,
         "apiSecretKeySecretName": names.api_secret_key,
         "jwtSecretName": names.jwt_secret,
-        "secret": secret_env,
         "env": env,
-        "config": {
-            "core": {"auth_manager": FAB_AUTH_MANAGER, "load_examples": "False"},
-            "api": {"base_url": f"https://{settings.ui_hostname}"},
-        },
-        "apiServer": {
-            "service": {"type": "ClusterIP"},
-        },
-        "migrateDatabaseJob": {"useHelmHooks": False},
-        "createUserJob": {
-            "useHelmHooks": False,
-            # The only user the chart creates is the DAG-trigger gateway's, with its password read
-            # from a Secret at run time: the chart's default args put a password into Helm values.
-            "args": [
-                "bash",
-                "-c",
-                'exec airflow users create -r User -u "$0" -e "$0@airgate.invalid" -f airgate -l trigger '
-                f'-p "${TRIGGER_PASSWORD_ENV}"',
-                settings.trigger_api_user,
-            ],
-        },
+        "config": config,
+        **{key: value for key, value in components.items() if value},
+        # The chart's contract: Jobs without Helm hooks must not take the custom env, or their
+        # (immutable) pod templates change with every connection and the upgrade fails.
+        "migrateDatabaseJob": {"useHelmHooks": False, "applyCustomEnv": False},
+        "createUserJob": {"useHelmHooks": False, "applyCustomEnv": False},
+        "statsd": {"enabled": False},
         "ingress": {"enabled": False, "web": {"enabled": False}, "apiServer": {"enabled": False}},
         "dags": {"persistence": {"enabled": False}, "gitSync": {"enabled": False}},
+        # Never the chart's Bitnami subchart (its image is gone, apache/airflow#57328): either the
+        # external database or the small PostgreSQL airgate runs (database_plan.py), both as a Secret.
+        "postgresql": {"enabled": False},
+        "data": {"metadataSecretName": names.metadata},
     }
-    if settings.database.bundled_postgres:
-        values["postgresql"] = {"enabled": True}
-    else:
-        values["postgresql"] = {"enabled": False}
-        values["data"] = {"metadataSecretName": names.metadata}
+    if settings.image_pull_secret is not None:
+        values["registry"] = {"secretName": settings.image_pull_secret}
     return values
 
 
@@ -284,8 +374,10 @@ def direct_manifests(stack: StackConfig, connections: list[ConnectionPlan]) -> l
         secret_manifest(settings, names.connections, [plan.env_name for plan in connections]),
         secret_manifest(settings, names.trigger_user, [SecretNames.TRIGGER_PASSWORD_KEY]),
         secret_manifest(settings, names.tunnel_token, [SecretNames.TUNNEL_TOKEN_KEY]),
+        secret_manifest(settings, names.sign_in, [SecretNames.SIGN_IN_SECRET_KEY]),
+        secret_manifest(settings, names.metadata, [SecretNames.METADATA_KEY]),
     ]
-    if settings.database.url is not None:
-        manifests.append(secret_manifest(settings, names.metadata, [SecretNames.METADATA_KEY]))
+    if settings.database.bundled_postgres:
+        manifests.append(secret_manifest(settings, names.postgres, [SecretNames.POSTGRES_PASSWORD_KEY]))
     manifests += [cloudflared_manifest(settings), network_policy_manifest(settings)]
     return manifests

@@ -1,4 +1,5 @@
-"""Adds Airflow on Kubernetes to the airgate program: the tunnel and its Access apps, the cluster side,
+"""Adds Airflow on Kubernetes to the airgate program (plan with `infra.airflow.plan.plan_airflow`, then
+wire with `wire_airflow`): the tunnel and its Access apps, the cluster side,
 and one pre-wired connection per (gateway, task role), built from what the edge really created.
 
 Stack outputs: `airflow_ui_url` (through Access), `airflow_connection_ids` (gateway → connection ids),
@@ -22,19 +23,25 @@ from infra.airflow.connections import (
     ConnectionCredentials,
     ConnectionPlan,
     OAuth2Endpoint,
-    connection_ids_by_gateway,
     connection_json,
     oauth2_endpoint,
-    plan_connections,
 )
-from infra.airflow.tunnel_plan import plan_tunnel
+from infra.airflow.plan import AirflowPlan, plan_airflow
 from infra.components.endpoints import EdgeOutputs
 from infra.config.loader import LoadedStack
+from infra.config.model import StackConfig
 
 
 def create_trigger_identity(loaded: LoadedStack) -> TriggerUpstreamIdentity:
     """Call before the gateways when the trigger Worker should bind its upstream credentials."""
-    return TriggerUpstreamIdentity("airflow-trigger", TriggerUpstreamIdentityArgs(loaded.name, loaded.config))
+    plan = plan_airflow(loaded.name, loaded.config)
+    assert plan is not None and plan.trigger is not None, "the stack runs no Airflow on Kubernetes"
+    return trigger_identity_from_plan(plan)
+
+
+def trigger_identity_from_plan(plan: AirflowPlan) -> TriggerUpstreamIdentity:
+    assert plan.trigger is not None
+    return TriggerUpstreamIdentity("airflow-trigger", TriggerUpstreamIdentityArgs(plan.trigger))
 
 
 def _connection_output(
@@ -85,13 +92,31 @@ def deploy_airflow(
 ) -> TriggerUpstreamIdentity | None:
     """Creates Airflow's resources and exports its outputs. Returns the trigger Worker's upstream
     identity (created here unless the caller made it first, to bind it into the trigger Worker)."""
-    stack = loaded.config
-    settings = stack.airflow
-    if settings is None:
+    plan = plan_airflow(loaded.name, loaded.config)
+    if plan is None:
         return None
-    plans = plan_connections(stack)
-    pulumi.export("airflow_connection_ids", connection_ids_by_gateway(plans))
-    if settings.runtime != "kubernetes":
+    return wire_airflow(
+        plan,
+        loaded.config,
+        edge,
+        trigger_identity=trigger_identity,
+        identity_provider_id=identity_provider_id,
+    )
+
+
+def wire_airflow(
+    plan: AirflowPlan,
+    stack: StackConfig,
+    edge: EdgeOutputs,
+    *,
+    trigger_identity: TriggerUpstreamIdentity | None = None,
+    identity_provider_id: pulumi.Output[str] | None = None,
+) -> TriggerUpstreamIdentity | None:
+    """Turns an `AirflowPlan` into resources (what `plan_stack`'s wiring calls)."""
+    settings = stack.airflow
+    assert settings is not None
+    pulumi.export("airflow_connection_ids", plan.connection_ids)
+    if plan.kubernetes is None or plan.tunnel is None or plan.trigger is None:
         return None
 
     config = pulumi.Config("airgate")
@@ -101,25 +126,28 @@ def deploy_airflow(
         if task_role.oidc_client_secret is not None
     }
     oauth2 = oauth2_endpoint(stack)
-    values = {plan.env_name: _connection_output(plan, edge, oauth2, oauth2_secrets) for plan in plans}
+    values = {
+        connection.env_name: _connection_output(connection, edge, oauth2, oauth2_secrets)
+        for connection in plan.connections
+    }
 
-    trigger = trigger_identity or create_trigger_identity(loaded)
+    trigger = trigger_identity or trigger_identity_from_plan(plan)
     tunnel = AirflowTunnel(
         "airflow-tunnel",
-        AirflowTunnelArgs(
-            stack, plan_tunnel(loaded.name, stack), trigger.access_token_id, identity_provider_id
-        ),
+        AirflowTunnelArgs(plan.tunnel, trigger.access_token_id, identity_provider_id),
     )
     database = settings.database
     kubeconfig = settings.kubernetes.kubeconfig
+    assert settings.sign_in is not None
     cluster = AirflowOnKubernetes(
         "airflow",
         AirflowOnKubernetesArgs(
-            stack=stack,
-            connections=plans,
+            plan=plan.kubernetes,
             connection_values=values,
             tunnel_token=tunnel.connector_token,
+            trigger_api_user=plan.trigger.api_user,
             trigger_api_password=trigger.api_password,
+            sign_in_client_secret=config.require_secret(settings.sign_in.client_secret.secret),
             database_url=config.require_secret(database.url.secret)
             if database is not None and database.url is not None
             else None,

@@ -25,6 +25,10 @@ class TunnelPlan:
     ingress: tuple[dict[str, str], ...]
     ui_groups: tuple[str, ...]
     ui_emails: tuple[str, ...]
+    account_id: str = ""
+    zone_id: str = ""
+    roles_claim: str = "groups"
+    """The IdP claim Access matches `ui_groups` against."""
 
 
 def plan_tunnel(stack_name: str, stack: StackConfig) -> TunnelPlan:
@@ -47,6 +51,9 @@ def plan_tunnel(stack_name: str, stack: StackConfig) -> TunnelPlan:
         ),
         ui_groups=tuple(sorted({group for plan in people for group in plan.groups})),
         ui_emails=tuple(sorted({email for plan in people for email in plan.emails})),
+        account_id=stack.account_id,
+        zone_id=stack.zone_id,
+        roles_claim=stack.identity.oidc.roles_claim,
     )
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.config.errors import StackRuleError
 from infra.config.sections import AuthMode, DagGrant, EnvironmentKind, Gateway, Role
@@ -30,6 +30,22 @@ EXECUTORS = ("KubernetesExecutor", "CeleryExecutor", "LocalExecutor", "CeleryExe
 Executor = Literal[
     "KubernetesExecutor", "CeleryExecutor", "LocalExecutor", "CeleryExecutor,KubernetesExecutor"
 ]
+PINNED_IMAGE = r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+"""`repository:tag`; `_pinned_tag` also refuses the moving `latest`."""
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+
+
+def _pinned_tag(image: str) -> str:
+    if image.rsplit(":", 1)[1] == "latest":
+        raise ValueError(f"{image!r} is not pinned: write a version tag (latest moves under you)")
+    return image
+
+
+PinnedImage = Annotated[str, Field(pattern=PINNED_IMAGE), AfterValidator(_pinned_tag)]
+AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer")
+AirflowRole = Literal["Admin", "Op", "User", "Viewer"]
+COMPONENTS = ("api_server", "scheduler", "dag_processor", "triggerer", "workers")
+Component = Literal["api_server", "scheduler", "dag_processor", "triggerer", "workers"]
 EXACT_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 HOSTNAME = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
 
@@ -104,7 +120,7 @@ class ChartSettings(_Strict):
         if not EXACT_VERSION.match(value):
             raise ValueError(
                 f"chart.version {value!r} is not pinned; write one exact chart version such as "
-                "1.18.0 (ranges and 'latest' let an upgrade change the deployment unseen)"
+                "1.22.0 (ranges and 'latest' let an upgrade change the deployment unseen)"
             )
         return value
 
@@ -119,17 +135,23 @@ class ImageSettings(_Strict):
     tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
     digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
     pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
-    airflow_version: Annotated[str, Field(pattern=r"^3\.[0-9]+\.[0-9]+$")] = "3.0.5"
+    airflow_version: Annotated[str, Field(pattern=r"^3\.[0-9]+\.[0-9]+$")] = "3.3.2"
     """The Airflow version inside the image; the chart decides some templates on it."""
     pip_additional_requirements: str | None = None
     """Development only: packages pip-installs at every pod start. Refused in prod."""
 
 
 class MetadataDatabase(_Strict):
-    """Either an external Postgres URL held as a Pulumi secret, or (outside prod) the chart's own."""
+    """Either an external Postgres URL held as a Pulumi secret, or (outside prod) a small PostgreSQL
+    StatefulSet airgate owns. Not the chart's Bitnami subchart: its image is gone (apache/airflow#57328)."""
 
     url: AirflowSecretRef | None = None
     bundled_postgres: bool = False
+    postgres_image: PinnedImage = "postgres:17.6-bookworm"
+    """The bundled database's image (the Docker official image), pinned by version."""
+    storage_class: Annotated[str, Field(pattern=DNS_LABEL)] | None = None
+    """The bundled database's volume class; unset means the cluster's default StorageClass."""
+    storage_size: Annotated[str, Field(pattern=QUANTITY)] = "8Gi"
 
     @model_validator(mode="after")
     def _one_source(self) -> MetadataDatabase:
@@ -177,6 +199,39 @@ class OAuth2Settings(_Strict):
         return value
 
 
+class SignIn(_Strict):
+    """How people sign in to Airflow's UI and API: FAB's OAuth login against the stack's OpenID
+    provider (`identity.oidc.issuer`, the same as the gateways'), with this client registered there
+    (authorization code flow, redirect `https://<ui_hostname>/auth/oauth-authorized/airgate`)."""
+
+    client_id: Annotated[str, Field(min_length=1, max_length=200)]
+    client_secret: AirflowSecretRef
+    scope: str = "openid email profile groups"
+
+
+class Resources(_Strict):
+    """Kubernetes resource requests (and an optional memory limit) for one component."""
+
+    cpu: Annotated[str, Field(pattern=QUANTITY)]
+    memory: Annotated[str, Field(pattern=QUANTITY)]
+    memory_limit: Annotated[str, Field(pattern=QUANTITY)] | None = None
+
+
+class RemoteLogs(_Strict):
+    """Task logs shipped to object storage (task pods' own log volume is an emptyDir that vanishes
+    with the pod). `connection_id` names an Airflow connection the image or a Secret provides."""
+
+    base_folder: Annotated[str, Field(pattern=r"^(s3|gs|wasb|oss)://[^\s]+$")]
+    connection_id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class TriggererStorage(_Strict):
+    """The triggerer's StatefulSet volume (its logs)."""
+
+    size: Annotated[str, Field(pattern=QUANTITY)] = "10Gi"
+    storage_class: Annotated[str, Field(pattern=DNS_LABEL)] | None = None
+
+
 class AirflowSettings(_Strict):
     """Field names are the keys under `airgate:airflow:`."""
 
@@ -197,15 +252,27 @@ class AirflowSettings(_Strict):
     api_hostname: str | None = None
     ui_access_roles: tuple[Annotated[str, Field(pattern=NAME)], ...] = ()
     """People roles (IdP groups, emails) let through Access to the Airflow UI."""
-    cloudflared_image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_.-]+$")] = (
-        "cloudflare/cloudflared:2025.11.1"
-    )
+    cloudflared_image: PinnedImage = "cloudflare/cloudflared:2025.11.1"
     cloudflared_replicas: Annotated[int, Field(ge=1, le=10)] = 2
     trigger_api_user: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{2,63}$")] = "airgate-trigger"
     """The Airflow user the DAG-trigger gateway signs in as (FAB auth manager, role User)."""
     trigger_token_duration: Annotated[str, Field(pattern=r"^[1-9][0-9]*h$")] = "8760h"  # noqa: S105
     trigger_token_version: Annotated[int, Field(ge=1)] = 1
     """Bump to issue the trigger gateway's tunnel service token a new secret (rotation)."""
+    trigger_password_version: Annotated[int, Field(ge=1)] = 1
+    """Bump to give the trigger gateway's Airflow user a new password (applied on the next up)."""
+    sign_in: SignIn | None = None
+    """People's sign-in to the UI and API (required on Kubernetes)."""
+    ui_roles: dict[AirflowRole, tuple[Annotated[str, Field(pattern=NAME)], ...]] = Field(default_factory=dict)
+    """Airflow role -> the stack's people roles whose IdP groups get it, e.g. {Admin: [platform-admin]}.
+    A person in none of the mapped groups is refused at sign-in."""
+    remote_logs: RemoteLogs | None = None
+    triggerer: TriggererStorage = TriggererStorage()
+    image_pull_secret: Annotated[str, Field(pattern=DNS_LABEL)] | None = None
+    """An existing `kubernetes.io/dockerconfigjson` Secret in the namespace, for a private registry
+    (the chart's `registry.secretName`: one Secret for every Airflow pod, task pods included)."""
+    resources: dict[Component, Resources] = Field(default_factory=dict)
+    """Requests per component: api_server, scheduler, dag_processor, triggerer, workers (task pods)."""
 
     @field_validator("ui_hostname", "api_hostname")
     @classmethod
@@ -231,7 +298,7 @@ class AirflowSettings(_Strict):
             )
         if self.runtime == "standalone":
             return self
-        for key in ("chart", "image", "database", "ui_hostname", "api_hostname"):
+        for key in ("chart", "image", "database", "ui_hostname", "api_hostname", "sign_in"):
             if getattr(self, key) is None:
                 raise StackRuleError(
                     (key,),
@@ -252,12 +319,14 @@ class AirflowSettings(_Strict):
 
 
 _MISSING_FIX = {
-    "chart": "add chart: {version: 1.18.0} (an exact chart version; repository defaults to the official one)",
+    "chart": "add chart: {version: 1.22.0} (an exact chart version; repository defaults to the official one)",
     "image": "add image: {repository: <registry>/airflow-airgate, tag: <tag>} built from "
     "airflow_gateway_auth/Dockerfile",
     "database": "add database: {url: {secret: airflowDbUrl}} (or bundled_postgres: true outside prod)",
     "ui_hostname": "add ui_hostname: airflow.<zone> (served through the tunnel behind Access SSO)",
     "api_hostname": "add api_hostname: airflow-api.<zone> (the trigger gateway's private upstream)",
+    "sign_in": "add sign_in: {client_id: <an OAuth client of identity.oidc.issuer>, client_secret: "
+    "{secret: airflowUiOidcSecret}} so people sign in with the stack's identity provider",
 }
 
 
@@ -272,6 +341,8 @@ def airflow_secret_keys(settings: AirflowSettings | None) -> set[str]:
             keys.add(settings.database.url.secret)
         if settings.kubernetes.kubeconfig is not None:
             keys.add(settings.kubernetes.kubeconfig.secret)
+        if settings.sign_in is not None:
+            keys.add(settings.sign_in.client_secret.secret)
     for role in settings.task_roles.values():
         if role.oidc_client_secret is not None:
             keys.add(role.oidc_client_secret.secret)
@@ -325,6 +396,7 @@ def check_airflow(stack: StackConfig) -> None:
         _check_hostnames(stack, settings)
         _check_prod(stack, settings)
         _check_ui_roles(stack, settings)
+        _check_sign_in_roles(stack, settings)
 
 
 def _check_runtime(stack: StackConfig, settings: AirflowSettings) -> None:
@@ -438,7 +510,7 @@ def _check_prod(stack: StackConfig, settings: AirflowSettings) -> None:
     if database.bundled_postgres or database.url is None:
         raise StackRuleError(
             ("airflow", "database", "url"),
-            "a prod stack needs an external metadata database; the chart's bundled Postgres is for "
+            "a prod stack needs an external metadata database; the bundled single-pod Postgres is for "
             "trying things out",
             "write url: {secret: airflowDbUrl} and run `pulumi config set --secret airgate:airflowDbUrl "
             "postgresql://...` (remove bundled_postgres)",
@@ -451,6 +523,32 @@ def _check_prod(stack: StackConfig, settings: AirflowSettings) -> None:
             "installing packages at pod start is for development only",
             "build the derived image (airflow_gateway_auth/Dockerfile) and remove this key",
         )
+
+
+def _check_sign_in_roles(stack: StackConfig, settings: AirflowSettings) -> None:
+    if not settings.ui_roles:
+        raise StackRuleError(
+            ("airflow", "ui_roles"),
+            "no Airflow role is mapped from the identity provider's groups, so nobody could sign in",
+            "map Airflow roles to people roles, e.g. ui_roles: {Admin: [platform-admin], User: "
+            "[data-engineer]}",
+        )
+    for airflow_role, names in sorted(settings.ui_roles.items()):
+        for role_name in names:
+            role = stack.roles.get(role_name)
+            where = ("airflow", "ui_roles", airflow_role)
+            if role is None or not role.groups:
+                raise StackRuleError(
+                    where,
+                    f"{role_name!r} is not a declared role with IdP groups",
+                    "map roles whose members come with groups; Airflow reads the groups claim at sign-in",
+                )
+            if role_name not in settings.ui_access_roles:
+                raise StackRuleError(
+                    where,
+                    f"{role_name!r} is mapped to {airflow_role} but may not pass Access to the UI",
+                    f"add {role_name} to airflow.ui_access_roles, or remove it here",
+                )
 
 
 def _check_ui_roles(stack: StackConfig, settings: AirflowSettings) -> None:

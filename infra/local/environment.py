@@ -20,6 +20,7 @@ from infra.build.artifacts import write_build
 from infra.config.loader import PROJECT_ROOT, LoadedStack
 from infra.local import health
 from infra.local.plan import (
+    AIRFLOW_ADMIN,
     NODE,
     Component,
     LocalPlan,
@@ -132,6 +133,23 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
         )
     if migrate.returncode != 0:
         raise LocalStartError("airflow db migrate failed", "airflow-api-server", migrate.stdout[-3000:])
+    with console.status("preparing the trigger gateway's Airflow account"):
+        account = subprocess.run(  # noqa: S603 - our venv's python
+            [sys.executable, "-m", "infra.local.airflow_users", AIRFLOW_ADMIN],
+            env={
+                **os.environ,
+                **airflow_env,
+                "AIRGATE_TRIGGER_API_PASSWORD": plan.secrets["airflow-admin-password"],
+            },
+            capture_output=True,
+            text=True,
+        )
+    if account.returncode != 0:
+        raise LocalStartError(
+            "creating the trigger gateway's Airflow account failed",
+            "airflow-api-server",
+            (account.stdout + account.stderr)[-3000:],
+        )
 
     supervisor.write_config(plan.components)
     supervisor.start_daemon()

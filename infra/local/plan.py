@@ -8,12 +8,15 @@ their targets (issuer, upstreams) and secrets differ, laid over the built wrangl
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from infra.airflow.kubernetes_plan import FAB_AUTH_MANAGER
+from infra.airflow.sign_in import CALLBACK_PATH, CLIENT_SECRET_ENV, SIGN_IN_SETTINGS_ENV, plan_sign_in
 from infra.build.bindings import identity_document, upstream_document
 from infra.config.loader import PROJECT_ROOT, LoadedStack
 from infra.config.model import StackConfig
@@ -23,6 +26,10 @@ LOCAL_DIR = PROJECT_ROOT / "local_services"
 DAGS_DIR = PROJECT_ROOT / "dags"
 GATEWAY_BASE_PORT = 9601
 AIRFLOW_ADMIN = "admin"
+"""The trigger gateway's Airflow account (a machine; role User). People sign in through the provider."""
+AIRFLOW_UI_CLIENT_ID = "airgate-local-airflow-ui"
+"""The OAuth client Airflow's UI signs people in with (authorization code + PKCE, with a secret)."""
+AIRFLOW_WEBSERVER_CONFIG = Path(__file__).resolve().parent / "airflow_webserver_config.py"
 HUMAN_CLIENT_ID = "airgate-local-human"
 HUMAN_REDIRECT_URI = "http://127.0.0.1/airgate-callback"
 """Never served: the sign-in helper reads the code from the redirect itself."""
@@ -116,7 +123,7 @@ def secret_names(stack: StackConfig) -> list[str]:
             if gateway.upstream.credential is not None
         }
     )
-    return [*names, "airflow-admin-password", LOCAL_ADMIN_SECRET]
+    return [*names, "airflow-admin-password", "airflow-ui-client-secret", LOCAL_ADMIN_SECRET]
 
 
 @dataclass(frozen=True)
@@ -151,8 +158,9 @@ def airflow_env(state_dir: Path, ports: Ports, admin_password_file: Path) -> dic
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # LocalExecutor forks `parallelism` workers up front (~130 MiB each): 4 is plenty here.
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(admin_password_file),
+        # As on Kubernetes: FAB's auth manager, people through the OpenID provider (airflow_sign_in_env).
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
+        "AIRFLOW__FAB__CONFIG_FILE": str(AIRFLOW_WEBSERVER_CONFIG),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(ports.airflow),
@@ -162,6 +170,15 @@ def airflow_env(state_dir: Path, ports: Ports, admin_password_file: Path) -> dic
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "PYTHONPATH": str(PROJECT_ROOT),
         "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def airflow_sign_in_env(stack: StackConfig, issuer: str, client_secret: str) -> dict[str, str]:
+    """The same sign-in as on Kubernetes (infra/airflow/sign_in.py), against the local provider."""
+    plan = plan_sign_in(stack, client_id=AIRFLOW_UI_CLIENT_ID, issuer=issuer, scope="openid email groups")
+    return {
+        SIGN_IN_SETTINGS_ENV: json.dumps(plan.settings(), sort_keys=True),
+        CLIENT_SECRET_ENV: client_secret,
     }
 
 
@@ -199,7 +216,11 @@ def plan_local(
             )
         )
     admin_file = state_dir / "airflow-passwords.json"
-    env = {**airflow_env(state_dir, ports, admin_file), **airflow_connections}
+    env = {
+        **airflow_env(state_dir, ports, admin_file),
+        **airflow_sign_in_env(stack, issuer, secrets["airflow-ui-client-secret"]),
+        **airflow_connections,
+    }
     airflow_bin = str(Path(python).parent / "airflow")  # the venv's console script
     for role, args, health in (
         (
@@ -240,6 +261,11 @@ def plan_local(
         "clients": clients,
         "users": test_users(stack),
         "human_client": {"client_id": HUMAN_CLIENT_ID, "redirect_uri": HUMAN_REDIRECT_URI},
+        "airflow_ui_client": {
+            "client_id": AIRFLOW_UI_CLIENT_ID,
+            "client_secret": secrets["airflow-ui-client-secret"],
+            "redirect_uri": f"http://127.0.0.1:{ports.airflow}{CALLBACK_PATH}",
+        },
         "token_ttl_seconds": 600,
     }
     gateways: list[dict[str, object]] = []

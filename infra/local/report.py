@@ -8,7 +8,7 @@ from rich.table import Table
 
 from infra.config.loader import LoadedStack
 from infra.local import demo
-from infra.local.plan import AIRFLOW_ADMIN, LocalPlan, machine_clients, test_users
+from infra.local.plan import LocalPlan, machine_clients, test_users
 from infra.local.processes import Supervisor
 
 
@@ -22,7 +22,7 @@ def print_summary(loaded: LoadedStack, plan: LocalPlan, console: Console) -> Non
     table.add_row("OpenID provider", plan.issuer)
     table.add_row(
         "Airflow UI / API",
-        f"{plan.airflow_url}  (user {AIRFLOW_ADMIN}, password in {plan.state_dir}/secrets.json)",
+        f"{plan.airflow_url}  (sign in as a human test user, e.g. data-engineer-person)",
     )
     table.add_row("state, logs", str(plan.state_dir))
     console.print(table)

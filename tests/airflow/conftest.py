@@ -25,7 +25,8 @@ from infra.plan.mocks import AirgateMocks
 from infra.plan.runner import Recording, RecordingMonitor, _resolve, plan_config
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "airflow-chart" / "values.schema.subset.json"
+SCHEMA = Path(__file__).resolve().parent / "chart_schema" / "values.schema.subset.json"
+"""The chart values schema subset the repository carries (chart_schema/README.md says its source)."""
 AUTH_PACKAGE = ROOT / "airflow_gateway_auth"
 DAGS = ROOT / "dags"
 
@@ -60,10 +61,31 @@ def fake_edge(loaded: LoadedStack) -> EdgeOutputs:
     return EdgeOutputs(endpoints, tokens)
 
 
+class OptionsMonitor(RecordingMonitor):
+    """Also keeps the resource options the shared recording leaves out (`retainOnDelete`, ...)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks, recording: Recording) -> None:
+        super().__init__(mocks, recording)
+        self.retained: set[str] = set()
+        self.delete_before_replace: set[str] = set()
+
+    def RegisterResource(self, request: Any) -> Any:
+        if getattr(request, "retainOnDelete", False):
+            self.retained.add(request.name)
+        if getattr(request, "deleteBeforeReplace", False):
+            self.delete_before_replace.add(request.name)
+        return super().RegisterResource(request)
+
+
+RETAINED: dict[int, OptionsMonitor] = {}
+"""id(recording) -> the monitor that recorded it."""
+
+
 def run_recorded(loaded: LoadedStack, program: Callable[[LoadedStack], Any]) -> Recording:
     """Like `infra.plan.runner.run_program`, with placeholders for the airflow section's secrets too."""
     recording = Recording()
-    monitor = RecordingMonitor(AirgateMocks(), recording)
+    monitor = OptionsMonitor(AirgateMocks(), recording)
+    RETAINED[id(recording)] = monitor
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
         AirgateMocks(), project="airgate", stack=loaded.name, preview=True, monitor=monitor

@@ -40,7 +40,11 @@ def test_example_stacks_pass_the_airflow_rules(load: Callable[[str], LoadedStack
         assert loaded.config.airflow is not None
         check_airflow(loaded.config)
     assert load("prod").config.airflow.executor == "KubernetesExecutor"  # type: ignore[union-attr]
-    assert airflow_secret_keys(load("prod").config.airflow) == {"airflowDbUrl", "prodKubeconfig"}
+    assert airflow_secret_keys(load("prod").config.airflow) == {
+        "airflowDbUrl",
+        "prodKubeconfig",
+        "airflowUiOidcSecret",
+    }
 
 
 def test_unknown_executor(write_stack: Any, load: Any) -> None:
@@ -80,7 +84,7 @@ def test_unpinned_chart_version(write_stack: Any, load: Any, version: str) -> No
     message = rejected(load)
     assert "airflow.chart.version" in message
     assert "is not pinned" in message
-    assert "1.18.0" in message
+    assert "1.22.0" in message
 
 
 def test_missing_chart_version(write_stack: Any, load: Any) -> None:
@@ -147,3 +151,53 @@ def test_pip_at_pod_start_refused_in_prod(write_stack: Any, load: Any) -> None:
     message = rejected(load)
     assert "airflow.image.pip_additional_requirements" in message
     assert "development only" in message
+
+
+def test_kubernetes_needs_sign_in(write_stack: Any, load: Any) -> None:
+    write_stack(shared=lambda base: base["airflow"].pop("sign_in"))
+    message = rejected(load)
+    assert "airflow.sign_in" in message
+    assert "identity provider" in message
+
+
+def test_sign_in_secret_is_never_plain_text(write_stack: Any, load: Any) -> None:
+    sign_in = {"client_id": "abc", "client_secret": "hunter2"}
+    write_stack(set_keys={"airflow": airflow(sign_in=sign_in)})
+    message = rejected(load)
+    assert "airflow.sign_in.client_secret" in message
+    assert "pulumi config set --secret" in message
+
+
+def test_ui_roles_must_be_mapped(write_stack: Any, load: Any) -> None:
+    write_stack(shared=lambda base: base["airflow"].pop("ui_roles"))
+    message = rejected(load)
+    assert "airflow.ui_roles" in message
+    assert "nobody could sign in" in message
+
+
+def test_ui_roles_name_people_roles_with_groups(write_stack: Any, load: Any) -> None:
+    write_stack(set_keys={"airflow": airflow(ui_roles={"Viewer": ["airflow-worker"]})})
+    message = rejected(load)
+    assert "airflow.ui_roles.Viewer" in message
+    assert "'airflow-worker' is not a declared role with IdP groups" in message
+
+
+def test_ui_roles_must_pass_access(write_stack: Any, load: Any) -> None:
+    write_stack(set_keys={"airflow": airflow(ui_roles={"Viewer": ["analyst"]})})
+    message = rejected(load)
+    assert "airflow.ui_roles.Viewer" in message
+    assert "add analyst to airflow.ui_access_roles" in message
+
+
+def test_only_airflows_own_roles_can_be_mapped(write_stack: Any, load: Any) -> None:
+    write_stack(set_keys={"airflow": airflow(ui_roles={"Superuser": ["platform-admin"]})})
+    message = rejected(load)
+    assert "airflow.ui_roles" in message
+
+
+def test_the_bundled_database_image_must_be_pinned(write_stack: Any, load: Any) -> None:
+    database = {"bundled_postgres": True, "postgres_image": "postgres:latest"}
+    write_stack(set_keys={"airflow": airflow(database=database)})
+    message = rejected(load)
+    assert "airflow.database.postgres_image" in message
+    assert "not pinned" in message

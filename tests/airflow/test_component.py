@@ -49,6 +49,14 @@ def release(recording: Recording) -> RecordedResource:
     return found
 
 
+def walk(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [node, *(n for v in node.values() for n in walk(v))]
+    if isinstance(node, list):
+        return [node, *(n for v in node for n in walk(v))]
+    return [node]
+
+
 def strings(node: Any) -> list[str]:
     if isinstance(node, dict):
         return [s for v in node.values() for s in strings(v)]
@@ -58,17 +66,22 @@ def strings(node: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("stack_name", K8S_STACKS)
-def test_every_connection_is_a_chart_secret_entry_pointing_at_a_real_secret_key(stack_name: str) -> None:
+def test_every_connection_is_a_task_pod_env_pointing_at_a_real_secret_key(stack_name: str) -> None:
     recording = recorded(stack_name)
     values = plain(release(recording).inputs["values"])
     existing = {name: set(plain(r.inputs["stringData"])) for name, r in secrets_by_name(recording).items()}
     connection_ids = [cid for ids in recording.outputs["airflow_connection_ids"].values() for cid in ids]
-    entries = {entry["envName"]: entry for entry in values["secret"]}
-    for conn_id in connection_ids:
-        entry = entries[f"AIRFLOW_CONN_{conn_id.upper()}"]
-        assert entry["secretKey"] in existing[entry["secretName"]]
-    for entry in values["secret"]:  # and no entry dangles
-        assert entry["secretKey"] in existing[entry["secretName"]]
+    for component in ("workers", "triggerer"):
+        entries = {entry["name"]: entry["valueFrom"]["secretKeyRef"] for entry in values[component]["env"]}
+        for conn_id in connection_ids:
+            ref = entries[f"AIRFLOW_CONN_{conn_id.upper()}"]
+            assert ref["key"] in existing[ref["name"]]
+    # and no secretKeyRef anywhere in the values dangles
+    refs = [node for node in walk(values) if isinstance(node, dict) and "secretKeyRef" in node]
+    assert refs
+    for ref in refs:
+        key_ref = ref["secretKeyRef"]
+        assert key_ref["key"] in existing[key_ref["name"]], key_ref
 
 
 @pytest.mark.parametrize("stack_name", K8S_STACKS)
@@ -230,7 +243,7 @@ def test_house_style_and_outputs() -> None:
     }
     assert recording.by_name("airflow-namespace").protect  # prod
     chart = release(recording).inputs
-    assert chart["version"] == "1.18.0" and chart["repositoryOpts"] == {"repo": "https://airflow.apache.org"}
+    assert chart["version"] == "1.22.0" and chart["repositoryOpts"] == {"repo": "https://airflow.apache.org"}
 
 
 def test_the_same_stack_plans_the_same_inputs() -> None:

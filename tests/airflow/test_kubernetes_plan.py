@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -24,6 +25,7 @@ from infra.airflow.kubernetes_plan import (
     plan_helm_values,
     secret_names,
 )
+from infra.airflow.plan import plan_airflow
 from infra.airflow.tunnel_plan import connector_token, plan_tunnel
 from infra.config.loader import load_stack
 from tests.airflow.conftest import SCHEMA
@@ -34,24 +36,42 @@ K8S_VERSIONS = [kubernetes_validate.latest_version(), "1.33.0"]
 
 def strict_chart_schema() -> dict[str, Any]:
     schema = json.loads(SCHEMA.read_text())
-    schema = copy.deepcopy(schema)
-    schema["additionalProperties"] = False  # stricter than the chart: catches a misspelt top-level key
-    return schema
+    assert schema["additionalProperties"] is False  # stricter than the chart: a misspelt key fails
+    return copy.deepcopy(schema)
+
+
+def values_of(stack: Any) -> dict[str, Any]:
+    return plan_helm_values(stack, plan_connections(stack), "# webserver_config.py")
+
+
+def env_entries(values: dict[str, Any], component: str) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in values.get(component, {}).get("env", [])}
 
 
 @pytest.mark.parametrize("stack_name", K8S_STACKS)
 def test_helm_values_pass_the_chart_schema(stack_name: str) -> None:
     stack = load_stack(stack_name).config
-    values = plan_helm_values(stack, plan_connections(stack))
+    values = values_of(stack)
     jsonschema.Draft7Validator(strict_chart_schema()).validate(values)
 
 
 def test_the_strict_schema_catches_a_typo() -> None:
     stack = load_stack("dev").config
-    values = plan_helm_values(stack, plan_connections(stack))
+    values = values_of(stack)
     values["fernetKeySecretname"] = values.pop("fernetKeySecretName")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(strict_chart_schema()).validate(values)
+    nested = values_of(stack)
+    nested["migrateDatabaseJob"]["applyCustomEnvs"] = False
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(strict_chart_schema()).validate(nested)
+
+
+def test_the_schema_is_the_repositorys_own() -> None:
+    """A clone with nothing beside it has the schema (the tests never read ../shared)."""
+    assert SCHEMA.is_relative_to(Path(__file__).resolve().parent)
+    assert "1.22.0" in (SCHEMA.parent / "README.md").read_text()
+    assert load_stack("prod").config.airflow.chart.version == "1.22.0"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("stack_name", K8S_STACKS)
@@ -59,56 +79,79 @@ def test_helm_values_pin_secrets_and_wire_every_connection(stack_name: str) -> N
     stack = load_stack(stack_name).config
     assert stack.airflow is not None
     plans = plan_connections(stack)
-    values = plan_helm_values(stack, plans)
+    values = values_of(stack)
     names = secret_names(stack.airflow)
     assert values["fernetKeySecretName"] == names.fernet_key
     assert values["apiSecretKeySecretName"] == names.api_secret_key
     assert values["jwtSecretName"] == names.jwt_secret
-    entries = {entry["envName"]: entry for entry in values["secret"]}
-    for plan in plans:
-        assert entries[plan.env_name] == {
-            "envName": plan.env_name,
-            "secretName": names.connections,
-            "secretKey": plan.env_name,
-        }
+    assert "secret" not in values  # the chart's global list would reach every pod
+    for component in ("workers", "triggerer"):  # KubernetesExecutor: task pods, deferred tasks
+        entries = env_entries(values, component)
+        for plan in plans:
+            assert entries[plan.env_name] == {
+                "name": plan.env_name,
+                "valueFrom": {"secretKeyRef": {"name": names.connections, "key": plan.env_name}},
+            }
+    for component in ("apiServer", "scheduler", "dagProcessor"):
+        assert not [n for n in env_entries(values, component) if n.startswith("AIRFLOW_CONN_")]
     assert not any(item["name"].startswith("AIRFLOW_CONN_") for item in values["env"])
-    assert values["migrateDatabaseJob"]["useHelmHooks"] is False
-    assert values["createUserJob"]["useHelmHooks"] is False
+    # The chart's contract for Jobs without hooks (immutable Job templates).
+    assert values["migrateDatabaseJob"] == {"useHelmHooks": False, "applyCustomEnv": False}
+    assert values["createUserJob"] == {"useHelmHooks": False, "applyCustomEnv": False}
+    assert values["apiServer"]["defaultUser"] == {"enabled": False}
     assert values["apiServer"]["service"]["type"] == "ClusterIP"
     assert '"enabled": true' not in json.dumps(values["ingress"])
     assert values["executor"] == "KubernetesExecutor"
     assert "SimpleAuthManager" not in json.dumps(values)
 
 
-def test_database_choice_follows_the_stack() -> None:
-    dev = load_stack("dev").config
-    prod = load_stack("prod").config
-    dev_values = plan_helm_values(dev, plan_connections(dev))
-    prod_values = plan_helm_values(prod, plan_connections(prod))
-    assert dev_values["postgresql"] == {"enabled": True} and "data" not in dev_values
-    assert prod_values["postgresql"] == {"enabled": False}
-    assert prod.airflow is not None
-    assert prod_values["data"] == {"metadataSecretName": secret_names(prod.airflow).metadata}
+def test_the_database_is_never_the_bitnami_subchart() -> None:
+    for name in K8S_STACKS:
+        stack = load_stack(name).config
+        assert stack.airflow is not None
+        values = values_of(stack)
+        assert values["postgresql"] == {"enabled": False}
+        assert values["data"] == {"metadataSecretName": secret_names(stack.airflow).metadata}
 
 
-def test_the_create_user_job_reads_its_password_from_a_secret() -> None:
+@pytest.mark.parametrize("executor", ["KubernetesExecutor", "CeleryExecutor", "LocalExecutor"])
+def test_connections_go_to_the_components_that_run_tasks(executor: str) -> None:
+    assert STAGING.airflow is not None
+    stack = STAGING.model_copy(update={"airflow": STAGING.airflow.model_copy(update={"executor": executor})})
+    values = values_of(stack)
+    runs_tasks = {
+        "KubernetesExecutor": {"workers"},
+        "CeleryExecutor": {"workers"},
+        "LocalExecutor": {"scheduler"},
+    }
+    expected = runs_tasks[executor] | {"triggerer"}
+    holders = {
+        key
+        for key in ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers")
+        if any(name.startswith("AIRFLOW_CONN_") for name in env_entries(values, key))
+    }
+    assert holders == expected
+
+
+def test_no_component_of_the_chart_gets_the_trigger_password() -> None:
     stack = load_stack("prod").config
-    values = plan_helm_values(stack, plan_connections(stack))
-    command = " ".join(values["createUserJob"]["args"])
-    assert '-p "$AIRGATE_TRIGGER_API_PASSWORD"' in command
-    entry = next(e for e in values["secret"] if e["envName"] == "AIRGATE_TRIGGER_API_PASSWORD")
+    text = json.dumps(values_of(stack))
+    assert "AIRGATE_TRIGGER_API_PASSWORD" not in text
     assert stack.airflow is not None
-    assert entry["secretName"] == secret_names(stack.airflow).trigger_user
+    assert secret_names(stack.airflow).trigger_user not in text
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("stack_name", K8S_STACKS)
 def test_direct_objects_pass_kubernetes_validate_strict(stack_name: str, version: str) -> None:
     stack = load_stack(stack_name).config
-    manifests = direct_manifests(stack, plan_connections(stack))
+    plan = plan_airflow(stack_name, stack)
+    assert plan is not None and plan.kubernetes is not None
+    manifests = [*plan.kubernetes.manifests, *plan.kubernetes.postgres, plan.kubernetes.bootstrap_job]
     kinds = [m["kind"] for m in manifests]
     assert {"Namespace", "Secret", "Deployment", "NetworkPolicy"} <= set(kinds)
-    assert "Ingress" not in kinds and "Service" not in kinds
+    assert "Ingress" not in kinds
+    assert ("StatefulSet" in kinds) == (stack_name == "dev")  # dev's bundled database only
     for manifest in manifests:
         kubernetes_validate.validate(manifest, version, strict=True)
 
@@ -215,13 +258,13 @@ def test_helm_values_stay_valid_and_complete_for_any_task_roles(
     )
     stack = STAGING.model_copy(update={"airflow": settings_})
     plans = plan_connections(stack)
-    values = plan_helm_values(stack, plans)
+    values = values_of(stack)
     jsonschema.Draft7Validator(strict_chart_schema()).validate(values)
-    conn_entries = [e for e in values["secret"] if e["envName"].startswith("AIRFLOW_CONN_")]
-    assert sorted(e["envName"] for e in conn_entries) == sorted(p.env_name for p in plans)
-    assert {e["secretName"] for e in conn_entries} == {secret_names(settings_).connections}
+    conn_entries = [e for e in values["triggerer"]["env"] if e["name"].startswith("AIRFLOW_CONN_")]
+    assert sorted(e["name"] for e in conn_entries) == sorted(p.env_name for p in plans)
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in conn_entries} == {
+        secret_names(settings_).connections
+    }
     assert values["executor"] == executor
     text = json.dumps(values)
-    assert "CF-Access-Client-Secret" not in text and '"password"' not in text.replace(
-        '"secretKey": "password"', ""
-    )
+    assert "CF-Access-Client-Secret" not in text and '"password"' not in text

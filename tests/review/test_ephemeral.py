@@ -43,6 +43,7 @@ SECRETS = {
         "ingestUpstreamToken",
         "warehouseUpstreamToken",
         "airflowWorkerOidcSecret",
+        "airflowUiOidcSecret",  # people's sign-in to Airflow (issue 11)
     )
 }
 TOKEN_TYPE = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"

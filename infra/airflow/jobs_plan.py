@@ -1,0 +1,114 @@
+"""Decides the identity bootstrap Job: it makes the DAG-trigger gateway's Airflow user exist with the
+current password, after the database migration, every time that password changes.
+
+Why airgate's own Job and not the chart's `createUserJob`: a Job's pod template is immutable, so a
+Job that never changes never runs again, and `airflow users create` skips a user that exists (a rotated
+password would never apply). This Job:
+- waits for the chart's migration Job's result (`airflow db check-migrations`), so the order holds
+  whether or not Helm waits for Jobs;
+- runs `users create` (a no-op when the user exists) then `users reset-password` (applies the
+  current password), so running it again is harmless;
+- carries a digest of its inputs (user, password) on its pod template: a rotated password changes
+  the template, Pulumi replaces the Job, and the new password applies on that `pulumi up`.
+The password reaches only this Job (a secretKeyRef), never Airflow's long-running pods or task pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from infra.airflow.kubernetes_plan import (
+    FAB_AUTH_MANAGER,
+    TRIGGER_PASSWORD_ENV,
+    SecretNames,
+    airflow_pod_labels,
+    secret_names,
+)
+from infra.config.airflow_model import AirflowSettings
+
+INPUTS_ANNOTATION = "airgate.dev/inputs-sha256"
+MIGRATION_WAIT_SECONDS = 900
+BOOTSTRAP_SCRIPT = (
+    "set -eu\n"
+    f"airflow db check-migrations --migration-wait-timeout {MIGRATION_WAIT_SECONDS}\n"
+    'airflow users create --role User --username "$0" --email "$0@airgate.invalid" '
+    f'--firstname airgate --lastname trigger --password "${TRIGGER_PASSWORD_ENV}"\n'
+    f'airflow users reset-password --username "$0" --password "${TRIGGER_PASSWORD_ENV}"\n'
+)
+
+
+def bootstrap_args(settings: AirflowSettings) -> list[str]:
+    """The container's command line (also what the real-Airflow test runs)."""
+    return ["bash", "-c", BOOTSTRAP_SCRIPT, settings.trigger_api_user]
+
+
+def inputs_digest(username: str, password: str) -> str:
+    """What changes the Job's template when the trigger user's credential changes."""
+    return hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
+
+
+def bootstrap_job_name(settings: AirflowSettings) -> str:
+    return f"{settings.release_name}-airgate-bootstrap"
+
+
+def bootstrap_job_manifest(settings: AirflowSettings, digest: str = "") -> dict[str, Any]:
+    """`digest` is `inputs_digest(...)`; the component fills it from the password it holds."""
+    assert settings.image is not None
+    names = secret_names(settings)
+    image = f"{settings.image.repository}:{settings.image.tag}"
+    if settings.image.digest:
+        image = f"{settings.image.repository}@{settings.image.digest}"
+    labels = {**airflow_pod_labels(settings), "component": "airgate-bootstrap"}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "OnFailure",
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsUser": 50000, "runAsGroup": 0, "runAsNonRoot": True},
+        "containers": [
+            {
+                "name": "bootstrap",
+                "image": image,
+                "imagePullPolicy": settings.image.pull_policy,
+                "args": bootstrap_args(settings),
+                "env": [
+                    {
+                        "name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                        "valueFrom": {
+                            "secretKeyRef": {"name": names.metadata, "key": SecretNames.METADATA_KEY}
+                        },
+                    },
+                    {"name": "AIRFLOW__CORE__AUTH_MANAGER", "value": FAB_AUTH_MANAGER},
+                    {"name": "AIRFLOW__CORE__LOAD_EXAMPLES", "value": "False"},
+                    {
+                        "name": TRIGGER_PASSWORD_ENV,
+                        "valueFrom": {
+                            "secretKeyRef": {
+                                "name": names.trigger_user,
+                                "key": SecretNames.TRIGGER_PASSWORD_KEY,
+                            }
+                        },
+                    },
+                ],
+                "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            }
+        ],
+    }
+    if settings.image_pull_secret is not None:
+        pod_spec["imagePullSecrets"] = [{"name": settings.image_pull_secret}]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": bootstrap_job_name(settings),
+            "namespace": settings.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "airgate", **labels},
+        },
+        "spec": {
+            "backoffLimit": 6,
+            "template": {
+                "metadata": {"labels": labels, "annotations": {INPUTS_ANNOTATION: digest}},
+                "spec": pod_spec,
+            },
+        },
+    }

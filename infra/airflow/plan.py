@@ -1,0 +1,124 @@
+"""Plans Airflow for one stack: `plan_airflow(stack_name, config) -> AirflowPlan`, pure.
+
+The plan holds everything the Airflow components turn into resources: the gateway connections, the
+trigger identity's settings, the tunnel, the Helm values and the Kubernetes objects airgate creates
+itself, the images, the bootstrap Job and what is protected. Each component receives only its part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from infra.airflow.connections import ConnectionPlan, connection_ids_by_gateway, plan_connections
+from infra.airflow.database_plan import metadata_url, postgres_manifests
+from infra.airflow.images import ImagePin, plan_images
+from infra.airflow.jobs_plan import bootstrap_job_manifest
+from infra.airflow.kubernetes_plan import SecretNames, direct_manifests, plan_helm_values, secret_names
+from infra.airflow.sign_in import SignInPlan, plan_sign_in, webserver_config
+from infra.airflow.tunnel_plan import TunnelPlan, plan_tunnel
+from infra.config.model import StackConfig
+
+
+@dataclass(frozen=True)
+class TriggerIdentityPlan:
+    account_id: str
+    token_name: str
+    token_duration: str
+    token_version: int
+    api_user: str
+    password_version: int
+
+
+@dataclass(frozen=True)
+class Protection:
+    """`protect`: refuse to delete in `pulumi up/destroy` (prod). `retain`: resource roles whose
+    deletion would lose what a re-create cannot bring back, kept in the cluster if Pulumi drops them."""
+
+    protect: bool
+    retain: frozenset[str]
+
+
+@dataclass(frozen=True)
+class KubernetesPlan:
+    namespace: str
+    release_name: str
+    chart_repository: str
+    chart_name: str
+    chart_version: str
+    kube_context: str | None
+    secret_names: SecretNames
+    connection_env_names: tuple[str, ...]
+    helm_values: dict[str, Any]
+    manifests: tuple[dict[str, Any], ...]
+    """Namespace, Secret shapes, cloudflared, NetworkPolicy (direct_manifests)."""
+    postgres: tuple[dict[str, Any], ...]
+    """The bundled database's Service and StatefulSet (empty with an external database)."""
+    bootstrap_job: dict[str, Any]
+    postgres_url_template: str | None
+    """The bundled database's URL with `{password}` to fill (None with an external database)."""
+    external_database: bool
+    sign_in: SignInPlan
+    protection: Protection
+
+
+@dataclass(frozen=True)
+class AirflowPlan:
+    connections: tuple[ConnectionPlan, ...]
+    connection_ids: dict[str, list[str]]
+    trigger: TriggerIdentityPlan | None
+    tunnel: TunnelPlan | None
+    kubernetes: KubernetesPlan | None
+    images: tuple[ImagePin, ...]
+
+
+def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
+    settings = config.airflow
+    if settings is None:
+        return None
+    connections = plan_connections(config)
+    ids = connection_ids_by_gateway(connections)
+    if settings.runtime != "kubernetes":
+        return AirflowPlan(tuple(connections), ids, None, None, None, ())
+    assert settings.chart is not None and settings.database is not None
+    sign_in = plan_sign_in(config)
+    # Retained where losing it loses data: the fernet key's Secret (without it the connections and
+    # variables in the metadata database cannot be decrypted) and the bundled database. The bundled
+    # database's volume also outlives its StatefulSet by the StatefulSet's own retention policy.
+    retain = {"fernet-key", "postgres"} if config.protected else set()
+    kubernetes = KubernetesPlan(
+        namespace=settings.namespace,
+        release_name=settings.release_name,
+        chart_repository=settings.chart.repository,
+        chart_name=settings.chart.name,
+        chart_version=settings.chart.version,
+        kube_context=settings.kubernetes.context,
+        secret_names=secret_names(settings),
+        connection_env_names=tuple(plan.env_name for plan in connections),
+        helm_values=plan_helm_values(config, connections, webserver_config(sign_in)),
+        manifests=tuple(direct_manifests(config, connections)),
+        postgres=tuple(postgres_manifests(settings)) if settings.database.bundled_postgres else (),
+        bootstrap_job=bootstrap_job_manifest(settings),
+        postgres_url_template=metadata_url(settings, "{password}")
+        if settings.database.bundled_postgres
+        else None,
+        external_database=settings.database.url is not None,
+        sign_in=sign_in,
+        protection=Protection(protect=config.protected, retain=frozenset(retain)),
+    )
+    trigger = TriggerIdentityPlan(
+        account_id=config.account_id,
+        token_name=f"airgate-{stack_name}-airflow-trigger",
+        token_duration=settings.trigger_token_duration,
+        token_version=settings.trigger_token_version,
+        api_user=settings.trigger_api_user,
+        password_version=settings.trigger_password_version,
+    )
+    return AirflowPlan(
+        connections=tuple(connections),
+        connection_ids=ids,
+        trigger=trigger,
+        tunnel=plan_tunnel(stack_name, config),
+        kubernetes=kubernetes,
+        images=plan_images(settings),
+    )

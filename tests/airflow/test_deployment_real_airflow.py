@@ -1,0 +1,147 @@
+"""Real Airflow 3.3 on a fresh metadata database (sqlite in a temporary AIRFLOW_HOME), configured with
+the `[core]` settings airgate hands the chart: granted DAGs are unpaused the moment they are parsed
+(no manual step before the first triggered run starts; Airflow's own default would leave them
+paused), and the identity bootstrap Job's exact command line is idempotent and applies a rotated
+password."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.airflow.connections import plan_connections
+from infra.airflow.jobs_plan import bootstrap_args
+from infra.airflow.kubernetes_plan import TRIGGER_PASSWORD_ENV, plan_helm_values
+from infra.config.loader import load_stack
+from tests.airflow.conftest import DAGS, ROOT
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def chart_config_env(stack_name: str) -> dict[str, str]:
+    """What the chart writes into airflow.cfg from `config:`, as Airflow's equivalent env vars."""
+    stack = load_stack(stack_name).config
+    values = plan_helm_values(stack, plan_connections(stack))
+    env = {}
+    for section, options in values["config"].items():
+        if section in ("core",):
+            for key, value in options.items():
+                env[f"AIRFLOW__{section.upper()}__{key.upper()}"] = str(value)
+    return env
+
+
+def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
+    return result
+
+
+def fresh_home(tmp: Path, config: dict[str, str]) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AIRFLOW") and key not in ("PYTHONPATH",)
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp / 'airflow.db'}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "PYTHONPATH": f"{DAGS}{os.pathsep}{ROOT / 'airflow_gateway_auth' / 'src'}",
+            **config,
+        }
+    )
+    airflow(env, "db", "migrate")
+    return env
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    yield fresh_home(tmp_path_factory.mktemp("airflow-deployed"), chart_config_env("prod"))
+
+
+def json_output(result: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    """The CLI's JSON document (log lines may come before it on stdout)."""
+    [document] = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    return list(json.loads(document))
+
+
+def paused_states(env: dict[str, str]) -> dict[str, bool]:
+    airflow(env, "dags", "reserialize")
+    listed = json_output(airflow(env, "dags", "list", "--output", "json"))
+    return {dag["dag_id"]: str(dag["is_paused"]).lower() == "true" for dag in listed}
+
+
+def granted_dags_in_repo(stack_name: str) -> set[str]:
+    stack = load_stack(stack_name).config
+    granted = {dag for grant in stack.dag_grants for dag in grant.dags}
+    return {dag for dag in granted if (DAGS / f"{dag}.py").exists()}
+
+
+def test_granted_dags_are_unpaused_on_a_fresh_database(deployed: dict[str, str]) -> None:
+    granted = granted_dags_in_repo("prod")
+    assert granted  # the repository ships DAGs the stack grants
+    states = paused_states(deployed)
+    assert granted <= set(states)
+    assert {dag: states[dag] for dag in granted} == dict.fromkeys(granted, False)
+    # A triggered run of an unpaused DAG is one the scheduler will start (it skips paused DAGs).
+    dag = sorted(granted)[0]
+    airflow(deployed, "dags", "trigger", dag)
+    runs = json_output(airflow(deployed, "dags", "list-runs", dag, "--output", "json"))
+    assert [run["state"] for run in runs] == ["queued"]
+
+
+def matching_passwords(env: dict[str, str], username: str, *candidates: str) -> list[str]:
+    """Which of `candidates` the user's stored password hash accepts (one Airflow start)."""
+    probe = (
+        "import sys\n"
+        "from werkzeug.security import check_password_hash\n"
+        "from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder\n"
+        "with get_application_builder() as appbuilder:\n"
+        "    user = appbuilder.sm.find_user(username=sys.argv[1])\n"
+        "    print('ROLES', ','.join(r.name for r in user.roles))\n"
+        "    for candidate in sys.argv[2:]:\n"
+        "        if check_password_hash(user.password, candidate):\n"
+        "            print('MATCH', candidate)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, username, *candidates],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "ROLES User" in result.stdout, result.stdout
+    return [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("MATCH ")]
+
+
+def test_the_bootstrap_job_is_idempotent_and_applies_a_rotated_password(deployed: dict[str, str]) -> None:
+    settings = load_stack("prod").config.airflow
+    assert settings is not None
+    args = bootstrap_args(settings)
+    assert args[0] == "bash"
+
+    def run_job(password: str) -> None:
+        env = {**deployed, TRIGGER_PASSWORD_ENV: password, "PATH": f"{BIN}{os.pathsep}{deployed['PATH']}"}
+        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+
+    first, rotated = "first-password-value", "rotated-password-value"
+    run_job(first)
+    assert matching_passwords(deployed, settings.trigger_api_user, first, rotated) == [first]
+    # What a replaced Job does after a rotation: the user exists (create is a no-op, the script
+    # goes on), and the new password applies.
+    run_job(rotated)
+    assert matching_passwords(deployed, settings.trigger_api_user, first, rotated) == [rotated]
