@@ -19,12 +19,11 @@ from typing import Any
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from infra.airflow.program import create_trigger_identity, deploy_airflow
+from infra.airflow.program import trigger_identity_from_plan, wire_airflow
 from infra.build.bindings import (
     AIRFLOW_PASSWORD_BINDING,
     UPSTREAM_ACCESS_ID_BINDING,
     UPSTREAM_ACCESS_SECRET_BINDING,
-    airflow_behind_tunnel,
 )
 from infra.components.access import AccessIdentity, AccessIdentityArgs
 from infra.components.edge import EdgeGateway, EdgeGatewayArgs
@@ -51,7 +50,10 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
         *[token.client_id for token in identity.tokens.values()]
     ).apply(lambda ids: dict(sorted(zip(ids, identity.tokens, strict=True))))
 
-    trigger = create_trigger_identity(loaded) if airflow_behind_tunnel(stack) else None
+    airflow = plan.airflow
+    trigger = (
+        trigger_identity_from_plan(airflow) if airflow is not None and airflow.trigger is not None else None
+    )
     trigger_values: dict[str, pulumi.Output[str]] = {}
     if trigger is not None:
         trigger_values = {
@@ -121,9 +123,10 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
             for name, token in identity.tokens.items()
         },
     )
-    if stack.airflow is not None:
-        deploy_airflow(
-            loaded,
+    if airflow is not None:
+        wire_airflow(
+            airflow,
+            stack,
             edge_outputs,
             trigger_identity=trigger,
             identity_provider_id=identity.identity_provider_id,

@@ -9,7 +9,7 @@ without Pulumi and live in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 BindingType = Literal["plain_text", "json", "secret_text", "kv_namespace", "durable_object_namespace"]
@@ -223,15 +223,3 @@ class LogpushPlan:
     destination_conf: str
     filter: str
     ownership_challenge_key: str | None
-
-
-@dataclass(frozen=True)
-class StackPlan:
-    stack_name: str
-    environment: str
-    account_id: str
-    access: AccessPlan
-    gateways: dict[str, GatewayPlan] = field(default_factory=dict)
-    logpush: LogpushPlan | None = None
-    secret_keys: tuple[str, ...] = ()
-    """Every Pulumi secret config key the wiring reads."""

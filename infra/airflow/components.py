@@ -72,7 +72,10 @@ class TriggerUpstreamIdentity(pulumi.ComponentResource):
             account_id=plan.account_id,
             name=plan.token_name,
             duration=plan.token_duration,
-            client_secret_version=float(plan.token_version),
+            # Both or neither (the provider's schema: client_secret_version AlsoRequires
+            # previous_client_secret_expires_at); a token never rotated keeps version 1.
+            client_secret_version=float(plan.token_version) if plan.token_previous_expires_at else None,
+            previous_client_secret_expires_at=plan.token_previous_expires_at,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["client_secret"]),
         )
         # A new `password_version` is a new password (keepers); the bootstrap Job applies it.

@@ -20,7 +20,7 @@ from typing import Annotated, Literal, Protocol
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.config.errors import StackRuleError
-from infra.config.sections import AuthMode, DagGrant, EnvironmentKind, Gateway, Role
+from infra.config.sections import AuthMode, DagGrant, EnvironmentKind, Gateway, Role, Rotation
 
 NAME = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 SECRET_KEY = r"^[A-Za-z][A-Za-z0-9]*$"  # noqa: S105 - a pattern
@@ -257,8 +257,9 @@ class AirflowSettings(_Strict):
     trigger_api_user: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{2,63}$")] = "airgate-trigger"
     """The Airflow user the DAG-trigger gateway signs in as (FAB auth manager, role User)."""
     trigger_token_duration: Annotated[str, Field(pattern=r"^[1-9][0-9]*h$")] = "8760h"  # noqa: S105
-    trigger_token_version: Annotated[int, Field(ge=1)] = 1
-    """Bump to issue the trigger gateway's tunnel service token a new secret (rotation)."""
+    trigger_token_rotation: Rotation = Rotation()
+    """Bump `version` (with `previous_secret_expires_at`, as for the stack's service tokens) to issue
+    the trigger gateway's tunnel service token a new secret."""
     trigger_password_version: Annotated[int, Field(ge=1)] = 1
     """Bump to give the trigger gateway's Airflow user a new password (applied on the next up)."""
     sign_in: SignIn | None = None

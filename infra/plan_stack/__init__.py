@@ -1,2 +1,3 @@
-"""The stack planner: `plan_stack(stack_name, config)` decides the whole edge of a stack once; the
-values it returns live in `infra.stack_plan`, which is all a component imports."""
+"""The stack planner: `plan_stack(stack_name, config)` decides the whole stack once (`StackPlan`,
+in `stack.py`); the edge's values live in `infra.stack_plan`, which is all an edge component imports,
+and Airflow's in `infra.airflow.plan`."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 
+from infra.airflow.plan import plan_airflow
 from infra.build.artifacts import build_gateway
 from infra.build.bindings import plan_bindings, policy_kv_key
 from infra.build.migrations import migration_history
 from infra.build.templates import ENTRY_MODULE
 from infra.config.model import StackConfig
+from infra.plan_stack.stack import StackPlan
 from infra.policy.access_plan import (
     gateway_policy_keys,
     needs_identity_provider,
@@ -31,7 +33,6 @@ from infra.stack_plan import (
     LogpushPlan,
     Protection,
     ServiceTokenPlan,
-    StackPlan,
 )
 
 NAMESPACE_PROTECTION = Protection(
@@ -66,6 +67,7 @@ def plan_stack(stack_name: str, stack: StackConfig) -> StackPlan:
         access=access,
         logpush=logpush,
         secret_keys=tuple(sorted(edge_secret_keys(stack))),
+        airflow=plan_airflow(stack_name, stack),
     )
 
 

@@ -15,6 +15,7 @@ from infra.airflow.connections import GATEWAY_CONN_TYPE
 from infra.airflow.kubernetes_plan import secret_names
 from infra.airflow.program import create_trigger_identity, deploy_airflow
 from infra.config.loader import load_stack
+from infra.config.sections import Rotation
 from infra.plan.runner import RecordedResource, Recording, is_secret
 from tests.airflow.conftest import fake_edge, recorded, run_recorded
 
@@ -313,7 +314,10 @@ def test_with_the_real_edge_connections_use_its_urls_and_tokens() -> None:
 def test_the_trigger_token_is_the_trigger_gateways_own_and_rotates_by_version() -> None:
     loaded = load_stack("prod")
     assert loaded.config.airflow is not None
-    bumped = loaded.config.airflow.model_copy(update={"trigger_token_version": 3})
+    rotation = {"version": 3, "previous_secret_expires_at": "2026-12-15T00:00:00Z"}
+    bumped = loaded.config.airflow.model_copy(
+        update={"trigger_token_rotation": Rotation.model_validate(rotation)}
+    )
     rotated = type(loaded)(
         loaded.name,
         loaded.path,
@@ -328,7 +332,10 @@ def test_the_trigger_token_is_the_trigger_gateways_own_and_rotates_by_version() 
     )
     assert before["name"] == "airgate-prod-airflow-trigger"  # not one of the stack's role tokens
     assert before["duration"] == "8760h"
-    assert (before["clientSecretVersion"], after.inputs["clientSecretVersion"]) == (1, 3)
+    # Never rotated: no version (the provider's default 1); rotated: version and the old secret's end.
+    assert "clientSecretVersion" not in before and "previousClientSecretExpiresAt" not in before
+    assert after.inputs["clientSecretVersion"] == 3
+    assert after.inputs["previousClientSecretExpiresAt"] == "2026-12-15T00:00:00Z"
 
 
 def test_ui_sso_admits_the_ui_roles_groups_through_the_identity_provider() -> None:
