@@ -93,7 +93,7 @@ async function gatewayWithRestartableStore() {
     durableObjects: { STORE: "Restartable" },
   };
   const gateway = await startGateway(artifacts, {
-    vars: pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE, upstreamConfig: { timeout_ms: 1000 } }),
+    vars: pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE, upstreamConfig: { timeout_ms: 5000 } }), // roomy: a loaded CI machine must not time the first call out
     secrets: { UPSTREAM_CREDENTIAL: "airflow-token" },
     durableObjects: { RATE_LIMITER: "RateLimiter", IDEMPOTENCY: { className: "Restartable", scriptName: "restartable" } },
     workers: [restartable],
