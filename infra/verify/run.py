@@ -7,15 +7,16 @@ to a caller without a valid credential."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from infra.verify.probes import Probe, Uncoverable
+from infra.verify.probes import SAMPLE_SEGMENT, Probe, Uncoverable
 
 DECISION_PATH = "/.airgate/decision"
 
@@ -80,6 +81,13 @@ def _get(url: str, headers: Mapping[str, str]) -> tuple[int, dict[str, str], byt
         return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
 
+def owned_run_id(subject: str) -> str:
+    """A run id the caller owns. The trigger gateway names each run it starts
+    `airgate__<sha256(subject)[:16]>__<suffix>` and lets a caller read only runs with its own
+    prefix (worker_templates/lib/dag_trigger.js, `ownerOf`), so a run-read probe must ask about one."""
+    return f"airgate__{hashlib.sha256(subject.encode()).hexdigest()[:16]}__verify"
+
+
 def probe_once(probe: Probe, base_url: str, headers: Mapping[str, str]) -> Outcome:
     query = urllib.parse.urlencode({"method": probe.method, "path": probe.path})
     try:
@@ -103,6 +111,12 @@ def probe_once(probe: Probe, base_url: str, headers: Mapping[str, str]) -> Outco
     if not isinstance(answer, dict):
         return Outcome(probe, False, f"HTTP {status}", note=body[:200].decode(errors="replace"))
     got, route = str(answer.get("decision")), answer.get("route")
+    subject = answer.get("subject")
+    sample_run = "/" + SAMPLE_SEGMENT
+    if got == "run_not_owned" and isinstance(subject, str) and probe.path.endswith(sample_run):
+        # The sample run id is nobody's: ask again about a run this caller would own.
+        owned = probe.path.removesuffix(sample_run) + "/" + owned_run_id(subject)
+        return probe_once(replace(probe, path=owned), base_url, headers)
     version = answer.get("policy_version")
     ok = got == probe.expected and route == probe.expected_route and answer.get("gateway") == probe.gateway
     return Outcome(probe, ok, got, route if isinstance(route, str) else None, str(version), "")
