@@ -146,6 +146,16 @@ class CloudflareApi:
             )
         )
 
+    @staticmethod
+    def recomputed(kind: str, old: dict[str, Any], new: dict[str, Any]) -> frozenset[str]:
+        """Outputs an update gives a new value that a preview cannot know: a service token's
+        secret when its `client_secret_version` goes up (the API issues the new secret)."""
+        if kind == "ZeroTrustAccessServiceToken" and old.get("clientSecretVersion") != new.get(
+            "clientSecretVersion"
+        ):
+            return frozenset({"clientSecret"})
+        return frozenset()
+
     # --- the one entry point the engine uses --------------------------------------------------
 
     def put(self, kind: str, object_id: str | None, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:

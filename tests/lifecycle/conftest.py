@@ -25,14 +25,12 @@ TABLE = PROJECT_ROOT / "build" / "lifecycle" / "sequence.md"
 
 
 class StackFiles:
-    """stacks/ copied to a temporary folder; Airflow is left out of the edge lifecycle (see the
-    note in docs/design/migrations.md: its trigger token is the Airflow side's)."""
+    """stacks/ copied to a temporary folder, as they are: the real stacks, Airflow on Kubernetes
+    included."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         shutil.copytree(STACKS_DIR, root)
-        for name in ("dev", "prod"):
-            self.edit(name, lambda config: config.update({"airgate:airflow": None}))
 
     def edit(self, name: str, change: Callable[[dict[str, Any]], None]) -> None:
         path = self.root / f"Pulumi.{name}.yaml"

@@ -11,8 +11,17 @@ program, in reverse order, and none runs when one of them would delete a protect
 ("refusing to delete protected resource"). The first failing step ends the run: later
 registrations run no step, and the stack's outputs are not written.
 
-Non-Cloudflare resources (random, kubernetes) keep plain state: any change to a `random` resource
-replaces it (every input of the random provider forces a new value), anything else updates.
+A preview hands the program what Pulumi's preview does: a resource to be created (or replaced) has
+no id and only its known inputs as outputs, so whatever reads its computed outputs sees unknowns
+and its `.apply` callbacks do not run; the resources that take those unknowns as inputs are still
+registered (Pulumi registers every resource in a preview). An update keeps its id and last outputs,
+except those the API recomputes (`CloudflareApi.recomputed`, e.g. a rotated token's secret).
+
+Kubernetes objects and Helm releases go to the cluster stand-in (`kubernetes_api.ClusterApi`),
+keyed per provider context, kind, namespace and name; a replacement deletes first, as
+pulumi-kubernetes does for named objects; `replace_on_changes` forces a replacement. `random`
+values live only in state: any change to one replaces it (every input of the random provider
+forces a new value); anything else updates.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.config.loader import LoadedStack
 from tests.lifecycle.cloudflare_api import REPLACE_ON, ApiError, CloudflareApi
+from tests.lifecycle.kubernetes_api import ClusterApi, ClusterError
 
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 LIST_SCRIPTS = "cloudflare:index/getWorkersScripts:getWorkersScripts"
@@ -49,6 +59,8 @@ class Stored:
     outputs: dict[str, Any]
     protect: bool
     retain_on_delete: bool
+    context: str | None = None
+    """The cluster (kubeconfig context of its provider) a Kubernetes object lives in."""
 
 
 @dataclass(frozen=True, order=True)
@@ -95,7 +107,7 @@ class _Deployment:
         self.preview = preview
         self.steps: list[Step] = []
         self.registered: list[str] = []
-        self.options: dict[str, tuple[bool, bool, bool]] = {}
+        self.options: dict[str, tuple[bool, bool, bool, frozenset[str]]] = {}
         self.replaced: list[Stored] = []
         self.error: str | None = None
         self.lock = threading.Lock()
@@ -112,8 +124,9 @@ class _Deployment:
     def _register(self, urn: str, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         kind = kind_of(args.typ)
         inputs = dict(args.inputs)
-        protect, retain, delete_first = self.options.get(urn, (False, False, False))
+        protect, retain, delete_first, replace_on = self.options.get(urn, (False, False, False, frozenset()))
         prior = self.state.resources.get(urn)
+        context = self._context(args.provider) if args.typ.startswith("kubernetes:") else None
         if self.error is not None:
             # The update stopped at the first failure: later registrations run no step. They get
             # their last outputs back, so the program winds down without a cascade of errors.
@@ -125,8 +138,8 @@ class _Deployment:
             return prior.id, {**inputs, **prior.outputs}
         if prior is None:
             op = "create"
-        elif args.typ.startswith("random:") or _changed(prior.inputs, inputs) & REPLACE_ON.get(
-            kind, frozenset()
+        elif args.typ.startswith("random:") or _changed(prior.inputs, inputs) & (
+            REPLACE_ON.get(kind, frozenset()) | replace_on
         ):
             op = "replace"
             if prior.protect:
@@ -135,24 +148,57 @@ class _Deployment:
             op = "update"
         self.steps.append(Step(op, kind, args.name))
         if self.preview:
-            object_id = prior.id if op == "update" and prior else f"preview-{args.name}"
-            outputs = dict(prior.outputs) if op == "update" and prior else {}
+            # What Pulumi's preview hands the program: a new object has no id yet and only the
+            # inputs that are known; computed outputs are unknown until apply. An update keeps its
+            # id and last outputs. Whatever reads an unknown is still registered (its inputs then
+            # hold unknowns), as the engine registers every resource in a preview.
+            if op == "update" and prior is not None:
+                unknown = self.api.recomputed(kind, prior.inputs, inputs)
+                object_id = prior.id
+                outputs = {key: value for key, value in prior.outputs.items() if key not in unknown}
+            else:
+                object_id, outputs = "", {}
+            self.state.resources[urn] = Stored(
+                args.typ, args.name, object_id, inputs, outputs, protect, retain, context
+            )
+            return object_id, _known({**inputs, **outputs})
         else:
+            # pulumi-kubernetes deletes before it replaces an object whose name is set (ours all
+            # are): the new one could not be created beside the old (provider.go, Diff:
+            # DeleteBeforeReplace for named resources).
+            delete_first = delete_first or args.typ.startswith("kubernetes:")
             try:
                 if op == "replace" and prior is not None and delete_first:
-                    self.api.delete(kind, prior.id, prior.inputs)
+                    self._delete(prior)
                 if args.typ.startswith("cloudflare:"):
                     object_id, outputs = self.api.put(
                         kind, prior.id if op == "update" and prior else None, inputs
                     )
                 else:
                     object_id, outputs = self._plain(args.typ, args.name, prior if op == "update" else None)
-            except ApiError as error:
+                    if context is not None:
+                        object_id = self.engine.cluster.put(
+                            context, kind, prior.id if op == "update" and prior else None, inputs
+                        )
+            except (ApiError, ClusterError) as error:
                 self.fail(f"{args.name}: {error}")
             if op == "replace" and prior is not None and not delete_first:
                 self.replaced.append(prior)
-        self.state.resources[urn] = Stored(args.typ, args.name, object_id, inputs, outputs, protect, retain)
+        self.state.resources[urn] = Stored(
+            args.typ, args.name, object_id, inputs, outputs, protect, retain, context
+        )
         return object_id, {**inputs, **outputs}
+
+    def _context(self, provider: str | None) -> str:
+        """The kubeconfig context of the explicit provider (a reference is `<urn>::<id>`)."""
+        stored = self.state.resources.get((provider or "").rsplit("::", 1)[0])
+        return str(stored.inputs.get("context") or "default") if stored is not None else "default"
+
+    def _delete(self, stored: Stored) -> None:
+        if stored.context is not None:
+            self.engine.cluster.delete(stored.context, kind_of(stored.type), stored.inputs)
+        elif stored.type.startswith("cloudflare:"):
+            self.api.delete(kind_of(stored.type), stored.id, stored.inputs)
 
     def _plain(self, type_token: str, name: str, prior: Stored | None) -> tuple[str, dict[str, Any]]:
         if prior is not None:
@@ -181,7 +227,7 @@ class _Deployment:
             )
         if not self.preview:
             for stored in [*self.state.pending_deletes, *self.replaced]:
-                self.api.delete(kind_of(stored.type), stored.id, stored.inputs)
+                self._delete(stored)
             self.state.pending_deletes = []
         for urn in reversed(gone):
             stored = self.state.resources[urn]
@@ -191,7 +237,7 @@ class _Deployment:
                 continue
             if not stored.retain_on_delete:
                 try:
-                    self.api.delete(kind_of(stored.type), stored.id, stored.inputs)
+                    self._delete(stored)
                 except ApiError as error:
                     self.fail(f"{stored.name}: {error}")
             del self.state.resources[urn]
@@ -227,11 +273,15 @@ class _Monitor(pulumi_mocks.MockMonitor):
             bool(request.protect),
             bool(request.retainOnDelete),
             bool(request.deleteBeforeReplace),
+            frozenset(request.replaceOnChanges),
         )
         pulumi_mocks._ensure_event_loop()  # type: ignore[attr-defined,no-untyped-call]
         inputs = _plain(rpc.deserialize_properties(request.object))
         object_id, state = self.deployment.register(
-            urn, pulumi.runtime.MockResourceArgs(typ=request.type, name=request.name, inputs=inputs)
+            urn,
+            pulumi.runtime.MockResourceArgs(
+                typ=request.type, name=request.name, inputs=inputs, provider=request.provider or None
+            ),
         )
         from pulumi.runtime.proto import resource_pb2
 
@@ -243,6 +293,7 @@ class _Monitor(pulumi_mocks.MockMonitor):
 @dataclass
 class Engine:
     api: CloudflareApi = field(default_factory=CloudflareApi)
+    cluster: ClusterApi = field(default_factory=ClusterApi)
     stacks: dict[str, StackState] = field(default_factory=dict)
 
     def up(self, loaded: LoadedStack, secrets: Mapping[str, str], *, preview: bool = False) -> Run:
@@ -268,7 +319,7 @@ class Engine:
         saved = {urn: Stored(**vars(s)) for urn, s in deployment.state.resources.items()} if preview else None
         settings.ROOT.set(None)
         pulumi.runtime.set_mocks(
-            _Mocks(deployment), project="airgate", stack=stack, preview=False, monitor=_Monitor(deployment)
+            _Mocks(deployment), project="airgate", stack=stack, preview=preview, monitor=_Monitor(deployment)
         )
         config = {f"airgate:{key}": value for key, value in secrets.items()}
         pulumi.runtime.set_all_config(config, list(config))
@@ -312,6 +363,20 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
+
+
+def _known(values: dict[str, Any]) -> dict[str, Any]:
+    """The properties whose value is known: a missing property resolves as unknown in a preview
+    (pulumi/runtime/rpc.py `resolve_properties`), so its `.apply` callbacks do not run."""
+    return {key: value for key, value in values.items() if not _has_unknown(value)}
+
+
+def _has_unknown(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_unknown(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_unknown(item) for item in value)
+    return bool(value == rpc.UNKNOWN)
 
 
 def _stack_outputs() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.config.loader import STACKS_DIR, referenced_secrets
+from infra.ephemeral.model import derive_stack_file
 from tests.lifecycle.conftest import Change, Sequence, StackFiles
 from tests.lifecycle.engine import Engine, kind_of
 
@@ -51,6 +52,54 @@ def rotate(version: int, expires: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def rotate_trigger(version: int, expires: str) -> Callable[[dict[str, Any]], None]:
+    """The Airflow trigger gateway's tunnel service token gets a new secret."""
+
+    def change(config: dict[str, Any]) -> None:
+        config["airgate:airflow"]["trigger_token_rotation"] = {
+            "version": version,
+            "previous_secret_expires_at": expires,
+        }
+
+    return change
+
+
+def own_namespace(label: str) -> Callable[[dict[str, Any]], None]:
+    """A pr-N stack on dev's cluster runs Airflow in a namespace of its own."""
+
+    def change(config: dict[str, Any]) -> None:
+        config["airgate:protect"] = False
+        config["airgate:airflow"]["namespace"] = f"airflow-{label}"
+
+    return change
+
+
+def own_hostnames(label: str) -> Callable[[dict[str, Any]], None]:
+    """Every hostname of a dev-like stack (gateways, the Airflow UI and API, the trigger gateway's
+    upstream) moved to `<name>-<label>.dev.`."""
+
+    def moved(host: str) -> str:
+        return host.replace(".dev.", f"-{label}.dev.")
+
+    def change(config: dict[str, Any]) -> None:
+        for gateway in config["airgate:gateways"].values():
+            gateway["hostname"] = moved(gateway["hostname"])
+        airflow = config["airgate:airflow"]
+        airflow["ui_hostname"], airflow["api_hostname"] = (
+            moved(airflow["ui_hostname"]),
+            moved(airflow["api_hostname"]),
+        )
+        trigger = config["airgate:gateways"]["trigger"]["upstream"]
+        trigger["url"] = moved(trigger["url"])
+
+    return change
+
+
+# A gateway's Airflow connections leave the connections Secret; the pods that read it roll (the
+# Release's pod annotation is a digest of the connections).
+AIRFLOW_CONNECTIONS = {("update", "Secret", "airflow-connections"), ("update", "Release", "airflow-release")}
+
+
 def remove_gateway(name: str) -> Callable[[dict[str, Any]], None]:
     def change(config: dict[str, Any]) -> None:
         config["airgate:gateways"].pop(name)
@@ -59,12 +108,12 @@ def remove_gateway(name: str) -> Callable[[dict[str, Any]], None]:
 
 
 def token_id(sequence: Sequence, stack: str, key: str) -> str:
-    return (
-        sequence.engine.stacks[stack]
-        .resources[
-            next(u for u in sequence.engine.stacks[stack].resources if u.endswith(f"::identity-token-{key}"))
-        ]
-        .id
+    """The id of a stack's service token: `key` is a token key of the stack, or a resource name."""
+    names = {f"identity-token-{key}", key}
+    return next(
+        s.id
+        for s in sequence.engine.stacks[stack].resources.values()
+        if s.type.endswith("ZeroTrustAccessServiceToken") and s.name in names
     )
 
 
@@ -73,7 +122,9 @@ def test_non_prod_lifecycle(
 ) -> None:
     account = files.load("dev").config.account_id
     created = sequence.step("dev", "1 create", _all_creates(sequence, "dev"))
-    assert len(created.steps) > 20
+    assert len(created.steps) > 50
+    airflow = {("create", "Release", "airflow-release"), ("create", "Job", "airflow-bootstrap")}
+    assert airflow <= created.changes()
     assert set(tags(sequence, account).values()) == {"v1"}
 
     sequence.step("dev", "2 same config again", set())
@@ -97,6 +148,18 @@ def test_non_prod_lifecycle(
     rotated = token_id(sequence, "dev", "ai-agent")
     assert len(sequence.engine.api.valid_token_secrets(rotated, now="2026-12-01T00:00:00Z")) == 2
     assert len(sequence.engine.api.valid_token_secrets(rotated, now="2027-01-01T00:00:00Z")) == 1
+
+    # The trigger gateway's own token (the Airflow tunnel's API app): the trigger Worker binds the
+    # new secret; the old one stays valid for it until the deadline.
+    files.edit("dev", rotate_trigger(2, "2026-12-31T00:00:00Z"))
+    sequence.step(
+        "dev",
+        "5b trigger token rotation (Airflow tunnel)",
+        {("update", "ZeroTrustAccessServiceToken", "airflow-trigger-access-token"), *scripts("trigger")},
+    )
+    trigger_token = token_id(sequence, "dev", "airflow-trigger-access-token")
+    assert len(sequence.engine.api.valid_token_secrets(trigger_token, now="2026-12-01T00:00:00Z")) == 2
+    sequence.step("dev", "5c same config again", set())
 
     files.append_migration("v2", ["AuditLog"])
     sequence.step("dev", "6 new Durable Object class (v2)", scripts(*GATEWAYS))
@@ -128,6 +191,7 @@ def test_non_prod_lifecycle(
             ("delete", "WorkersScript", "warehouse-script"),
             ("delete", "WorkersKv", "warehouse-policy"),
             ("delete", "WorkersKvNamespace", "warehouse-kv"),
+            *AIRFLOW_CONNECTIONS,
         },
     )
     assert "airgate-dev-warehouse" not in tags(sequence, account)
@@ -157,6 +221,14 @@ def test_prod_lifecycle(
     sequence.step("prod", "1 create the rest, challenge set (not wedged)", creates - done)
     assert set(tags(sequence, account).values()) == {"v1"}
     assert len(sequence.engine.api.logpush_jobs) == 1
+    # The fernet key encrypts Airflow's connections and variables: protected, and its Secret
+    # outlives a delete by Pulumi.
+    kept = {
+        (kind_of(s.type), s.name): (s.protect, s.retain_on_delete)
+        for s in sequence.engine.stacks["prod"].resources.values()
+    }
+    assert kept[("RandomBytes", "airflow-fernet-key")] == (True, False)
+    assert kept[("Secret", "airflow-fernet-key")] == (True, True)
 
     sequence.step("prod", "2 same config again", set())
 
@@ -183,14 +255,22 @@ def test_prod_lifecycle(
 
     files.edit("prod", remove_gateway("warehouse"))
     files.edit_shared(lambda shared: shared["gateways"].pop("warehouse"))
-    # Protected: Pulumi refuses the deletes before running any of them, so the plan names none.
-    sequence.step("prod", "7 gateway removed: refused", set(), error="refusing to delete protected resource")
+    # Protected: Pulumi refuses the deletes before running any of them, so the plan names none. The
+    # program's updates run first (Pulumi generates deletes after the program): Airflow's
+    # connections to the warehouse gateway go.
+    sequence.step(
+        "prod",
+        "7 gateway removed: refused",
+        AIRFLOW_CONNECTIONS,
+        error="refusing to delete protected resource",
+    )
     assert "airgate-prod-warehouse" in tags(sequence, account)
     assert sequence.engine.api.lost_durable_object_state == []
 
     # Put the gateway back: the refusal left everything in place, so nothing changes.
     _restore_warehouse(files)
-    sequence.step("prod", "7b gateway kept: the next deploy is not wedged", set())
+    sequence.step("prod", "7b gateway kept: the next deploy is not wedged", AIRFLOW_CONNECTIONS)
+    sequence.step("prod", "7b same config again", set())
 
     # Removing it on purpose: `pulumi state unprotect`, then up. The namespace and the script
     # (its Durable Objects' state) are retained in the account; the rest is deleted.
@@ -207,6 +287,7 @@ def test_prod_lifecycle(
             ("delete", "WorkersKv", "warehouse-policy"),
             ("retain", "WorkersKvNamespace", "warehouse-kv"),
             ("delete", "ZeroTrustAccessApplication", "warehouse-access"),
+            *AIRFLOW_CONNECTIONS,
         },
     )
     assert tags(sequence, account)["airgate-prod-warehouse"] == "v2"
@@ -215,34 +296,37 @@ def test_prod_lifecycle(
 
 
 def test_pr_stack_destroyed_leaves_nothing(sequence: Sequence, files: StackFiles) -> None:
-    def pr_stack(config: dict[str, Any]) -> None:
-        config["airgate:protect"] = False
-        for gateway in config["airgate:gateways"].values():
-            gateway["hostname"] = gateway["hostname"].replace(".dev.", "-pr-7.dev.")
-
-    files.derive("pr-7", "dev", pr_stack)
-    sequence.step("pr-7", "1 create", _all_creates(sequence, "pr-7"))
+    # Derived as `airgate stack create --pr 7 --with-airflow` derives it: own hostnames, own
+    # Airflow namespace, protect off.
+    base_file = yaml.safe_load((files.root / "Pulumi.dev.yaml").read_text())
+    shared = yaml.safe_load((files.root / "shared.yaml").read_text())
+    derived = derive_stack_file(
+        base_file, files.load("dev").config, "dev", 7, with_airflow=True, shared=shared
+    )
+    (files.root / "Pulumi.pr-7.yaml").write_text(yaml.safe_dump(derived, sort_keys=False))
+    created = sequence.step("pr-7", "1 create", _all_creates(sequence, "pr-7"))
+    kinds = {kind for _, kind, _ in created.changes()}
+    assert {"ZeroTrustTunnelCloudflared", "Release", "Secret", "RandomBytes"} <= kinds
+    assert [t["name"] for t in sequence.engine.api.tunnels.values()] == ["airgate-pr-7-airflow"]
+    assert ("acme-dev", "Namespace", None, "airflow-pr-7") in sequence.engine.cluster.objects
     sequence.step("pr-7", "2 same config again", set())
     sequence.destroy("pr-7", "8 pr-N stack destroyed", _all_deletes(sequence, "pr-7"))
     assert sequence.engine.api.is_empty()
-    assert sequence.engine.stacks["pr-7"].resources == {}
+    assert sequence.engine.cluster.is_empty()  # Kubernetes objects and the Helm release
+    assert sequence.engine.stacks["pr-7"].resources == {}  # random values live only in state
 
 
 def test_a_stack_on_hostnames_another_stack_holds_is_refused_then_recovers(
     sequence: Sequence, files: StackFiles
 ) -> None:
     sequence.step("dev", "1 create", _all_creates(sequence, "dev"))
-    files.derive("pr-8", "dev", lambda config: config.update({"airgate:protect": False}))
+    files.derive("pr-8", "dev", own_namespace("pr-8"))
     failed = sequence.step(
         "pr-8", "1 create on dev's hostnames", _all_creates(sequence, "pr-8"), error="already", partial=True
     )
     assert failed.error is not None and ".dev.acme-data.com" in failed.error
 
-    def own_hostnames(config: dict[str, Any]) -> None:
-        for gateway in config["airgate:gateways"].values():
-            gateway["hostname"] = gateway["hostname"].replace(".dev.", "-pr-8.dev.")
-
-    files.edit("pr-8", own_hostnames)
+    files.edit("pr-8", own_hostnames("pr-8"))
     sequence.step("pr-8", "2 own hostnames: the next deploy is not wedged", None)
     sequence.step("pr-8", "3 same config again", set())
     domains = {host: bound["service"] for (_, host), bound in sequence.engine.api.domains.items()}

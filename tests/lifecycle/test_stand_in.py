@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.lifecycle.cloudflare_api import SCRIPT_SIZE_LIMIT, ApiError, CloudflareApi
+from tests.lifecycle.kubernetes_api import ClusterApi, ClusterError
 
 ACCOUNT = "a" * 32
 ZONE = "z" * 32
@@ -142,3 +143,29 @@ def test_tunnel_names_are_unique_per_account() -> None:
     api = CloudflareApi()
     api.put("ZeroTrustTunnelCloudflared", None, {"accountId": ACCOUNT, "name": "airflow"})
     refused(1013, api.put, "ZeroTrustTunnelCloudflared", None, {"accountId": ACCOUNT, "name": "airflow"})
+
+
+def test_a_kubernetes_object_name_is_taken_per_cluster_kind_and_namespace() -> None:
+    cluster = ClusterApi()
+    secret = {"metadata": {"name": "airflow-fernet-key", "namespace": "airflow"}}
+    first = cluster.put("acme-dev", "Secret", None, secret)
+    with pytest.raises(ClusterError, match="already exists"):
+        cluster.put("acme-dev", "Secret", None, secret)
+    assert cluster.put("acme-dev", "Secret", first, secret) == first  # an update keeps it
+    cluster.put("acme-dev", "Secret", None, {"metadata": {**secret["metadata"], "namespace": "airflow-pr-7"}})
+    cluster.put("acme-prod", "Secret", None, secret)
+    cluster.put("acme-dev", "Service", None, secret)
+    release = {"name": "airflow", "namespace": "airflow"}
+    cluster.put("acme-dev", "Release", None, release)
+    with pytest.raises(ClusterError, match="still in use"):
+        cluster.put("acme-dev", "Release", None, release)
+    cluster.delete("acme-dev", "Secret", secret)
+    cluster.put("acme-dev", "Secret", None, secret)  # free again once deleted
+
+
+def test_a_token_rotation_gives_a_secret_a_preview_cannot_know() -> None:
+    old = {"clientSecretVersion": 1.0}
+    assert CloudflareApi.recomputed("ZeroTrustAccessServiceToken", old, {"clientSecretVersion": 2.0}) == {
+        "clientSecret"
+    }
+    assert CloudflareApi.recomputed("ZeroTrustAccessServiceToken", old, {**old, "name": "x"}) == set()
