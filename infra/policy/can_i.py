@@ -5,6 +5,12 @@ compiler.py) with the reference decision (decision.py). No Pulumi, no network: i
 stack file. An identity is a role (`--as`), a client (`--client`: an OIDC client id at an `oidc`
 gateway, a service token's name at an `access` gateway), a person's email (`--user`; their IdP
 groups are unknown offline) or a file of token claims (`--claims`).
+
+Identities are mapped exactly as the Worker maps verified claims (identity.py): a `--user` stands
+for a token whose IdP vouches for the email (`email_verified: true` at an `oidc` gateway), a
+`--client` for a client-credentials token (`client_id` equal to `sub`, RFC 9068 §2.2) or an Access
+service token; `--claims` are taken as they are, so an unverified email or an `azp` grants nothing
+and claims with no usable subject get the Worker's 401.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from infra.config.model import StackConfig
 from infra.policy.compiler import CompiledPolicy, compile_stack
 from infra.policy.decision import Decision, decide
 from infra.policy.evaluate import matches
-from infra.policy.identity import identify
+from infra.policy.identity import Identity, SubjectMissing, identify
 
 IdentityKind = Literal["role", "client", "user", "claims"]
 
@@ -39,23 +45,36 @@ class Asker:
         ] + f" {self.value}"
 
 
-def roles_at(stack: StackConfig, policy: CompiledPolicy, asker: Asker) -> tuple[str, ...]:
-    """The roles `asker` holds at this gateway, mapped exactly as the Worker maps token claims."""
+def claims_of(mode: str, asker: Asker) -> Mapping[str, Any]:
+    """The verified claims the Worker would see for `asker` at a gateway authenticating with `mode`."""
+    if asker.kind == "client":
+        if mode == "access":
+            return {"common_name": asker.value}
+        return {"sub": asker.value, "client_id": asker.value}
+    if asker.kind == "user":
+        # The person's IdP subject is unknown offline; their email stands in for it.
+        return {"sub": asker.value, "email": asker.value, "email_verified": True}
+    return asker.claims or {}
+
+
+def identity_at(stack: StackConfig, policy: CompiledPolicy, asker: Asker) -> Identity:
+    """Who `asker` is at this gateway, mapped exactly as the Worker maps token claims. A role asks
+    for itself (subject unknown). Raises `SubjectMissing` where the Worker answers 401."""
     if asker.kind == "role":
-        return (asker.value,)
+        return Identity("", (), (asker.value,))
     mode = stack.gateway_auth(stack.gateways[policy.gateway])
     token_names = {name: name for name in stack.service_tokens}
-    if asker.kind == "client":
-        claims: Mapping[str, Any] = (
-            {"common_name": asker.value}
-            if mode == "access"
-            else {"sub": asker.value, "client_id": asker.value}
-        )
-    elif asker.kind == "user":
-        claims = {"email": asker.value}
-    else:
-        claims = asker.claims or {}
-    return identify(claims, mode, policy.document, stack.identity.oidc.roles_claim, token_names).roles
+    return identify(
+        claims_of(mode, asker), mode, policy.document, stack.identity.oidc.roles_claim, token_names
+    )
+
+
+def roles_at(stack: StackConfig, policy: CompiledPolicy, asker: Asker) -> tuple[str, ...]:
+    """The roles `asker` holds at this gateway (none where the Worker refuses the token)."""
+    try:
+        return identity_at(stack, policy, asker).roles
+    except SubjectMissing:
+        return ()
 
 
 def check_asker(stack: StackConfig, asker: Asker) -> None:
@@ -110,6 +129,10 @@ def _reason(decision: Decision, policy: Mapping[str, Any], method: str, roles: t
         case "role_not_allowed":
             assert route is not None
             return f"route {route['name']} grants {', '.join(route['roles'])}; the identity holds {held}"
+        case "token_subject_missing":
+            return f"the gateway refuses the token (401): {decision.detail}"
+        case "run_not_owned":
+            return decision.detail
         case "dag_not_granted":
             granted = sorted(policy["dags"].get(decision.dag_id or "", {}))
             return (
@@ -121,7 +144,8 @@ def _reason(decision: Decision, policy: Mapping[str, Any], method: str, roles: t
     if decision.dag_id is None:
         return f"route {route['name']} grants {method} to {shared}"
     if not decision.conf_schemas:
-        return f"route {route['name']} grants {method} to {shared}; DAG {decision.dag_id} is granted"
+        owned = f", {decision.detail}" if decision.detail else ""
+        return f"route {route['name']} grants {method} to {shared}; DAG {decision.dag_id} is granted{owned}"
     if None in decision.conf_schemas:
         return f"route {route['name']} grants {method} to {shared}; DAG {decision.dag_id} granted, any conf"
     return (
@@ -146,9 +170,19 @@ def ask(
     check_asker(stack, asker)
     name, raw_path = gateway_for(stack, url, gateway)
     compiled = (policies or compile_stack(stack))[name]
-    roles = roles_at(stack, compiled, asker)
     method = method.upper()
-    decision = decide(compiled.document, method, raw_path, frozenset(roles))
+    # The Worker checks method and path before it authenticates (gateway.js `handle`).
+    decision = decide(compiled.document, method, raw_path, frozenset())
+    roles: tuple[str, ...] = ()
+    if decision.decision not in ("invalid_method", "invalid_path"):
+        try:
+            identity = identity_at(stack, compiled, asker)
+        except SubjectMissing as error:
+            decision = Decision("token_subject_missing", decision.segments, detail=str(error))
+        else:
+            roles = identity.roles
+            subject = identity.subject or None
+            decision = decide(compiled.document, method, raw_path, frozenset(roles), subject)
     route = decision.route
     answer: dict[str, Any] = {
         "allowed": decision.allowed,

@@ -2,13 +2,16 @@
 normalisation, the route (the reference evaluator in `evaluate.py`), and for a DAG-trigger gateway
 the DAG grant and the `conf` schemas that apply.
 
-It mirrors, step for step, the Worker's `normalisePath` (worker_templates/lib/path.js), `evaluate`
-and `grantedSchemas` (lib/dag_trigger.js). `airgate can-i` and `airgate verify` answer with it; the
-unit tests hold it to the Worker's own code on generated paths, so the two cannot drift silently.
+It mirrors, step for step, the Worker v2 pipeline (worker_templates/lib/gateway.js): the method
+check (`invalid_method`), `normalisePath` (lib/path.js), `evaluate`, and for a DAG-trigger gateway
+`check` then the handler's operation check (lib/dag_trigger.js). `airgate can-i` and
+`airgate verify` answer with it; the unit tests hold it to the Worker's own code on generated
+requests, so the two cannot drift silently.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,6 +28,8 @@ Outcome = Literal[
     "invalid_path",
     "invalid_method",
     "dag_not_granted",
+    "run_not_owned",
+    "token_subject_missing",
 ]
 STATUS: dict[str, int] = {
     "allow": 200,
@@ -34,6 +39,8 @@ STATUS: dict[str, int] = {
     "invalid_path": 400,
     "invalid_method": 400,
     "dag_not_granted": 403,
+    "run_not_owned": 403,
+    "token_subject_missing": 401,
 }
 """The status the decision endpoint reports per decision (its contract with `airgate verify`)."""
 
@@ -137,35 +144,73 @@ def _params(segments: list[str], path: tuple[str, ...]) -> dict[str, str]:
     return {s[1:-1]: path[i] for i, s in enumerate(segments) if s.startswith("{")}
 
 
-def decide(policy: dict[str, Any], method: str, raw_path: str, roles: frozenset[str]) -> Decision:
-    """What the gateway enforcing `policy` decides for `method raw_path` from a caller holding `roles`."""
+def run_owner_prefix(subject: str) -> str:
+    """dag_trigger.js `ownerOf`: the run-id prefix of runs this subject triggered."""
+    return f"airgate__{hashlib.sha256(subject.encode()).hexdigest()[:16]}__"
+
+
+def decide(
+    policy: dict[str, Any],
+    method: str,
+    raw_path: str,
+    roles: frozenset[str],
+    subject: str | None = None,
+) -> Decision:
+    """What the gateway enforcing `policy` decides for `method raw_path` from a caller holding `roles`.
+
+    `subject` (the caller's identity.subject) decides whether a DAG run read is the caller's own;
+    without it (a bare role) that check is left out and the decision's detail says so.
+    The Worker checks the method before the path (gateway.js `handle`)."""
+    if method not in HTTP_METHODS:
+        return Decision("invalid_method", None, detail=f"{method!r} is not one of {', '.join(HTTP_METHODS)}")
     try:
         path = normalise_path(raw_path)
     except InvalidPath as error:
         return Decision("invalid_path", None, detail=str(error))
-    if method not in HTTP_METHODS:
-        return Decision("invalid_method", path, detail=f"{method!r} is not one of {', '.join(HTTP_METHODS)}")
     verdict = evaluate(policy, method, path, roles)
     route = next((r for r in policy["routes"] if r["name"] == verdict.route), None)
     if verdict.decision != "allow" or route is None or policy.get("kind") != "dag_trigger":
         return Decision(verdict.decision, path, route)
-    return _dag_step(policy, method, path, roles, route)
+    return _dag_step(policy, method, path, roles, route, subject)
 
 
 def _dag_step(
-    policy: dict[str, Any], method: str, path: tuple[str, ...], roles: frozenset[str], route: dict[str, Any]
+    policy: dict[str, Any],
+    method: str,
+    path: tuple[str, ...],
+    roles: frozenset[str],
+    route: dict[str, Any],
+    subject: str | None,
 ) -> Decision:
-    """dag_trigger.js: POST …/{dag_id}/runs triggers, GET/HEAD …/runs/{run_id} reads; both need a grant."""
+    """dag_trigger.js: `check` (the DAG grant; a run read must be the caller's own unless a held
+    grant says `read_others_runs`), then the handler: POST …/{dag_id}/runs triggers, GET/HEAD
+    …/runs/{run_id} reads, anything else is no_route."""
     params = _params(route["segments"], path)
     dag_id, run_id = params.get("dag_id"), params.get("run_id")
+    detail = ""
+    if dag_id is not None:
+        grants = policy["dags"].get(dag_id, {})
+        held = sorted(role for role in roles if role in grants)
+        if not held:
+            return Decision("dag_not_granted", path, route, dag_id=dag_id)
+        if run_id is not None and not any(grants[role]["read_others_runs"] for role in held):
+            if subject is None:
+                detail = "if the run is the caller's own (no held grant reads others' runs)"
+            elif not run_id.startswith(run_owner_prefix(subject)):
+                return Decision(
+                    "run_not_owned",
+                    path,
+                    route,
+                    f"run {run_id} is not {subject}'s own (its id does not start "
+                    f"{run_owner_prefix(subject)}) and no held grant reads others' runs",
+                    dag_id=dag_id,
+                )
     triggers = dag_id is not None and run_id is None and method == "POST"
     reads = dag_id is not None and run_id is not None and method in ("GET", "HEAD")
     if not (triggers or reads):
         return Decision("no_route", path, route, "the DAG-trigger gateway has no such operation")
     assert dag_id is not None
-    grants = policy["dags"].get(dag_id, {})
+    grants = policy["dags"][dag_id]
     held = sorted(role for role in roles if role in grants)
-    if not held:
-        return Decision("dag_not_granted", path, route, dag_id=dag_id)
     schemas = tuple(grants[role]["conf_schema"] for role in held) if triggers else ()
-    return Decision("allow", path, route, dag_id=dag_id, conf_schemas=schemas)
+    return Decision("allow", path, route, detail, dag_id=dag_id, conf_schemas=schemas)

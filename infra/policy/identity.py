@@ -1,6 +1,15 @@
 """Which roles verified token claims hold at one gateway, and every name a revocation may use:
 the Python twin of `identify` in worker_templates/lib/identity.js (the unit tests run both on
-generated claims and compare)."""
+generated claims and compare), and of the Worker's revocation and kill-switch step (lib/gateway.js).
+
+Only what the identity provider vouches for counts, as in the Worker:
+- an email: always in an Access JWT; in an OIDC token only with `email_verified: true`
+  (OpenID Connect Core 1.0 §5.1);
+- an OIDC client id: only on a client-credentials token, whose `client_id` equals its `sub`
+  (RFC 9068 §2.2); never a token's `azp` or a person's `sub`;
+- an Access service token: its `common_name`, named by the stack's service tokens.
+Claims with no usable subject are refused (`SubjectMissing`, the Worker's 401 token_subject_missing).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +28,10 @@ class Identity:
     roles: tuple[str, ...]
 
 
+class SubjectMissing(ValueError):
+    """No `sub` and no service-token client id: the Worker answers 401 (token_subject_missing)."""
+
+
 def _values(claim: Any) -> list[str]:
     if isinstance(claim, str):
         return [claim]
@@ -26,12 +39,8 @@ def _values(claim: Any) -> list[str]:
 
 
 def _text(value: Any) -> str | None:
-    """JavaScript's `String(x)` for the claim values a subject is built from."""
-    if value is None or value == "" or value is False or value == 0:
-        return None
-    if isinstance(value, bool):
-        return "true"
-    return value if isinstance(value, str) else str(value)
+    """identity.js `text`: a non-empty string, else nothing (no other type is read as a name)."""
+    return value if isinstance(value, str) and value else None
 
 
 def identify(
@@ -42,47 +51,47 @@ def identify(
     access_clients: Mapping[str, str] | None = None,
 ) -> Identity:
     """`mode` is the gateway's auth (`oidc` or `access`); `access_clients` maps a service token's
-    Access client id to its name (known only once deployed)."""
+    Access client id to its name (known only once deployed). Raises `SubjectMissing`."""
     groups = _values(claims.get(roles_claim or "groups"))
-    email = claims["email"].lower() if isinstance(claims.get("email"), str) else None
-    clients: list[str] = []
+    sub = _text(claims.get("sub"))
+    vouched = mode == "access" or claims.get("email_verified") is True
+    email = _text(claims.get("email")) if vouched else None
+    email = email.lower() if email else None
+    client: str | None = None
     token_name: str | None = None
     if mode == "access":
-        common_name = claims.get("common_name")
-        if common_name:
-            token_name = (access_clients or {}).get(str(common_name))
-    else:
-        clients = [claims[k] for k in ("sub", "client_id", "azp") if isinstance(claims.get(k), str)]
+        client = _text(claims.get("common_name"))
+        named = (access_clients or {}).get(client) if client else None
+        token_name = named if isinstance(named, str) and named else None
+    elif sub is not None and claims.get("client_id") == sub:
+        client = sub
+    subject = token_name or sub or client
+    if subject is None:
+        raise SubjectMissing("the token names no subject (no `sub`, no service-token client id)")
     roles = sorted(
         name
         for name, role in policy["roles"].items()
         if any(g in role["groups"] for g in groups)
         or (email is not None and email in role["emails"])
         or (token_name is not None and token_name in role["service_tokens"])
-        or any(c in role["oidc_clients"] for c in clients)
+        or (mode == "oidc" and client is not None and client in role["oidc_clients"])
     )
-    subject = (
-        token_name
-        or _text(claims.get("sub"))
-        or email
-        or _text(claims.get("common_name"))
-        or _text(claims.get("client_id"))
-        or "unknown"
-    )
-    candidates = [
-        subject,
-        claims.get("sub"),
-        email,
-        claims.get("common_name"),
-        token_name,
-        claims.get("client_id"),
-    ]
-    # A non-string claim can never equal a revoked name (strings), so only strings are kept.
-    ids = tuple(c for c in candidates if isinstance(c, str) and c)
+    ids = tuple(i for i in (subject, sub, email, client, token_name) if i)
     return Identity(subject, ids, tuple(roles))
 
 
+def revoked_names(control: Control) -> frozenset[str]:
+    """gateway.js `loadControl`: names compare exactly, and a name with `@` also lower-cased (an
+    identity holds its email lower-cased)."""
+    names = set(control.revoked_subjects)
+    names.update(n.lower() for n in control.revoked_subjects if "@" in n)
+    return frozenset(names)
+
+
 def apply_control(identity: Identity, control: Control) -> tuple[bool, tuple[str, ...]]:
-    """(revoked, roles left once the kill switch's disabled roles are taken away), as the Worker does."""
-    revoked = any(i in control.revoked_subjects for i in identity.ids)
-    return revoked, tuple(r for r in identity.roles if r not in control.disabled_roles)
+    """(revoked, roles left), as the Worker does: a revoked caller holds no role (a request is
+    refused 403 subject_revoked); otherwise the kill switch's disabled roles are taken away."""
+    revoked = any(i in revoked_names(control) for i in identity.ids)
+    if revoked:
+        return True, ()
+    return False, tuple(r for r in identity.roles if r not in control.disabled_roles)

@@ -5,6 +5,7 @@ Python (infra/policy/decision.py, identity.py) and the Worker's JavaScript (work
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from typing import Any
 
@@ -13,38 +14,73 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.config.loader import PROJECT_ROOT, load_stack
+from infra.config.sections import HTTP_METHODS
 from infra.policy.can_i import Asker, AskError, ask, grants
 from infra.policy.compiler import compile_stack
-from infra.policy.decision import decide, normalise_path
+from infra.policy.control import Control
+from infra.policy.decision import STATUS, decide, normalise_path, run_owner_prefix
 from infra.policy.evaluate import evaluate
-from infra.policy.identity import identify
+from infra.policy.identity import SubjectMissing, apply_control, identify
 
 NODE = PROJECT_ROOT / "node_modules" / ".bin" / "node"
 LOCAL = load_stack("local").config
 PROD = load_stack("prod").config
 POLICIES = compile_stack(LOCAL)
 
-# The Worker's functions, on the same inputs: the path as the runtime's URL parser hands it over.
+# The Worker v2's own functions on the same inputs, in the order gateway.js `handle` runs them: the
+# method, the path as the runtime's URL parser hands it over (`normalisePath`), the route
+# (`evaluate`), and at a DAG-trigger gateway dag_trigger.js `check` (grant, run ownership) then the
+# operation its handler serves. `handle`/`decide` are not exported, so those few steps are spelled out
+# here (the method list is held to gateway.js's by a test below); each step is the Worker's export.
 JS = """
 import { pathToFileURL } from "node:url";
 const lib = (name) => import(pathToFileURL(process.argv[1] + "/worker_templates/lib/" + name).href);
-const { normalisePath, evaluate } = await lib("path.js");
+const { normalisePath, evaluate, params } = await lib("path.js");
 const { identify } = await lib("identity.js");
+const { check } = await lib("dag_trigger.js");
+const { GatewayError } = await lib("problem.js");
+const METHODS = JSON.parse(process.argv[2]);
 let input = "";
 for await (const chunk of process.stdin) input += chunk;
 const { policies, requests, claims } = JSON.parse(input);
-const routes = requests.map(([gateway, method, raw, roles]) => {
+async function decide(policy, method, raw, identity) {
+  if (!METHODS.includes(method)) return { decision: "invalid_method", route: null, path: null };
+  let path;
   try {
-    const path = normalisePath(new URL("http://gateway.test" + raw).pathname);
-    const verdict = evaluate(policies[gateway], method, path, roles);
-    return [verdict.decision, verdict.route?.name ?? null, path];
+    path = normalisePath(new URL("http://gateway.test" + raw).pathname);
   } catch (error) {
     if (error.reason !== "invalid_path") throw error;
-    return ["invalid_path", null, null];
+    return { decision: "invalid_path", route: null, path: null };
+  }
+  const verdict = evaluate(policy, method, path, identity.roles);
+  const route = verdict.route?.name ?? null;
+  const found = { path, route, verdict: [verdict.decision, route] };
+  if (verdict.decision !== "allow" || policy.kind !== "dag_trigger") {
+    return { ...found, decision: verdict.decision };
+  }
+  const ctx = { policy, identity, params: params(verdict.route.segments, path) };
+  try {
+    await check(ctx);
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    return { ...found, decision: error.reason };
+  }
+  const { dag_id: dagId, run_id: runId } = ctx.params;
+  const served = dagId && (runId === undefined ? method === "POST" : method === "GET" || method === "HEAD");
+  return { ...found, decision: served ? "allow" : "no_route" };
+}
+const routes = [];
+for (const [gateway, method, raw, roles, subject] of requests) {
+  routes.push(await decide(policies[gateway], method, raw, { subject, roles }));
+}
+const identities = claims.map(([gateway, mode, c, clients]) => {
+  try {
+    return identify(c, mode, policies[gateway], { roles_claim: "groups" }, clients);
+  } catch (error) {
+    if (error.reason !== "token_subject_missing") throw error;
+    return { refused: error.reason, status: error.status };
   }
 });
-const identities = claims.map(([gateway, mode, c, clients]) =>
-  identify(c, mode, policies[gateway], { roles_claim: "groups" }, clients));
 console.log(JSON.stringify({ routes, identities }));
 """
 
@@ -52,7 +88,7 @@ console.log(JSON.stringify({ routes, identities }));
 def run_worker_code(requests: list[Any], claims: list[Any]) -> dict[str, Any]:
     documents = {name: policy.document for name, policy in POLICIES.items()}
     answer = subprocess.run(
-        [str(NODE), "--input-type=module", "-e", JS, str(PROJECT_ROOT)],
+        [str(NODE), "--input-type=module", "-e", JS, str(PROJECT_ROOT), json.dumps(HTTP_METHODS)],
         input=json.dumps({"policies": documents, "requests": requests, "claims": claims}),
         capture_output=True,
         text=True,
@@ -76,59 +112,93 @@ raw_paths = st.lists(segment, max_size=6).map(lambda parts: "/" + "/".join(parts
 )
 W, T, IN = (f"https://{n}.acme-data.com" for n in ("warehouse", "trigger", "ingest"))
 ROLES = sorted(LOCAL.roles)
-requests = st.tuples(
-    st.sampled_from(sorted(POLICIES)),
-    st.sampled_from(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
-    raw_paths,
-    st.lists(st.sampled_from(ROLES), max_size=3, unique=True),
-)
+DAGS = sorted({d for p in POLICIES.values() for d in p.document["dags"]})
 MEMBERS = sorted(
     {m for r in LOCAL.roles.values() for m in (*r.groups, *r.emails, *r.service_tokens, *r.oidc_clients)}
 )
 name = st.sampled_from(MEMBERS) | st.sampled_from(["someone", "ONCALL@ACME-DATA.COM", "token-x"])
-claim_sets = st.tuples(
-    st.sampled_from(sorted(POLICIES)),
-    st.sampled_from(["oidc", "access"]),
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "sub": name,
-            "client_id": name,
-            "azp": name,
-            "email": name,
-            "common_name": name,
-            "groups": name | st.lists(name | st.integers(), max_size=3),
-        },
-    ),
-    st.dictionaries(name, name, max_size=2),
-)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[str, str, str, list[str], str]:
+    """(gateway, method, raw path, roles held, subject); run reads name the subject's own runs,
+    another's, or any id, so run ownership is decided both ways."""
+    subject = draw(name)
+    gateway, path = draw(st.sampled_from(sorted(POLICIES))), draw(raw_paths)
+    method = draw(st.sampled_from([*HTTP_METHODS, *HTTP_METHODS, "BREW", "get", "TRACE"]))
+    if draw(st.booleans()):
+        owner = draw(st.sampled_from([subject, "someone-else"]))
+        run = draw(st.sampled_from([run_owner_prefix(owner), "manual__"]) | segment) + draw(segment)
+        dag = draw(st.sampled_from([*DAGS, *DAGS, draw(segment)]))
+        path = f"/dags/{dag}/runs" + draw(st.sampled_from(["", f"/{run}"]))
+        gateway, method = "trigger", draw(st.sampled_from(["GET", "GET", "HEAD", "POST", "POST", method]))
+    roles = draw(st.lists(st.sampled_from(ROLES), max_size=3, unique=True))
+    return gateway, method, path, roles, subject
+
+
+@st.composite
+def claim_sets(draw: st.DrawFn) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+    """Claims as an IdP might sign them: a person (sub, email verified or not), a client-credentials
+    token (client_id == sub), a token naming a client only in `azp`, one with no sub or email."""
+    claims = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "sub": name | st.sampled_from(["", 7]),
+                "client_id": name,
+                "azp": name,
+                "email": name,
+                "email_verified": st.sampled_from([True, False, "true", 1]),
+                "common_name": name | st.just(""),
+                "groups": name | st.lists(name | st.integers(), max_size=3),
+            },
+        )
+    )
+    if "sub" in claims and draw(st.booleans()):
+        claims["client_id"] = claims["sub"]  # a client-credentials token (RFC 9068 §2.2)
+    clients = draw(st.dictionaries(name, name, max_size=2))
+    return draw(st.sampled_from(sorted(POLICIES))), draw(st.sampled_from(["oidc", "access"])), claims, clients
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(requests, min_size=60, max_size=60), st.lists(claim_sets, min_size=30, max_size=30))
+@given(st.lists(requests(), min_size=60, max_size=60), st.lists(claim_sets(), min_size=30, max_size=30))
 def test_can_i_decides_exactly_as_the_worker_code_on_generated_requests(
     batch: list[Any], claims: list[Any]
 ) -> None:
     worker = run_worker_code(batch, claims)
-    for (gateway, method, raw, roles), (decision, route, js_path) in zip(
-        batch, worker["routes"], strict=True
-    ):
+    for (gateway, method, raw, roles, subject), theirs in zip(batch, worker["routes"], strict=True):
         policy = POLICIES[gateway].document
-        ours = decide(policy, method, raw, frozenset(roles))
-        if decision == "invalid_path":
-            assert ours.decision == "invalid_path", (gateway, method, raw)
+        ours = decide(policy, method, raw, frozenset(roles), subject)
+        case = (gateway, method, raw, roles, subject)
+        assert (ours.decision, ours.route["name"] if ours.route else None) == (
+            theirs["decision"],
+            theirs["route"],
+        ), case
+        assert ours.status == STATUS[theirs["decision"]], case
+        if theirs["path"] is None:
             continue
-        assert list(normalise_path(raw)) == js_path, raw
+        assert list(normalise_path(raw)) == theirs["path"], raw
         # Route level: what the Worker's evaluate() says is what the reference evaluator says.
-        verdict = evaluate(policy, method, tuple(js_path), frozenset(roles))
-        assert (verdict.decision, verdict.route) == (decision, route), (gateway, method, raw, roles)
-        if policy["kind"] != "dag_trigger" or decision != "allow":
-            assert (ours.decision, ours.route["name"] if ours.route else None) == (decision, route)
+        verdict = evaluate(policy, method, tuple(theirs["path"]), frozenset(roles))
+        assert [verdict.decision, verdict.route] == theirs["verdict"], case
     for (gateway, mode, token, clients), theirs in zip(claims, worker["identities"], strict=True):
-        mine = identify(token, mode, POLICIES[gateway].document, "groups", clients)
+        document = POLICIES[gateway].document
+        if "refused" in theirs:
+            assert theirs["status"] == 401
+            with pytest.raises(SubjectMissing):
+                identify(token, mode, document, "groups", clients)
+            continue
+        mine = identify(token, mode, document, "groups", clients)
         assert mine.subject == theirs["subject"], token
         assert list(mine.roles) == theirs["roles"], token
-        assert set(mine.ids) == {i for i in theirs["ids"] if isinstance(i, str)}, token
+        assert set(mine.ids) == set(theirs["ids"]), token
+
+
+def test_the_harness_method_list_is_the_workers() -> None:
+    source = (PROJECT_ROOT / "worker_templates" / "lib" / "gateway.js").read_text()
+    found = re.search(r"^const METHODS = (\[.*\]);$", source, re.MULTILINE)
+    assert found is not None, "gateway.js no longer names its METHODS list"
+    assert json.loads(found.group(1)) == list(HTTP_METHODS)
 
 
 def test_can_i_uses_the_policy_the_build_writes_for_the_worker(tmp_path: Any) -> None:
@@ -164,10 +234,33 @@ def test_can_i_uses_the_policy_the_build_writes_for_the_worker(tmp_path: Any) ->
             "dag_not_granted",
             "trigger-run",
         ),
-        (Asker("client", "ci"), "GET", T + "/dags/gateway_smoke_test/runs/r1", "allow", "run-status"),
+        (Asker("client", "ci"), "GET", T + "/dags/gateway_smoke_test/runs/r1", "run_not_owned", "run-status"),
+        (
+            Asker("client", "ci"),
+            "GET",
+            T + f"/dags/gateway_smoke_test/runs/{run_owner_prefix('ci')}2026",
+            "allow",
+            "run-status",
+        ),
+        (Asker("role", "ci"), "BREW", W + "/v1/tables/a%2Fb", "invalid_method", None),
         (Asker("user", "OnCall@Acme-Data.com"), "DELETE", W + "/v1/admin/x", "allow", "admin"),
         (Asker("user", "someone@acme-data.com"), "GET", IN + "/v1/health", "role_not_allowed", "health"),
-        (Asker("claims", "t.json", {"groups": ["analytics"]}), "POST", W + "/v1/query", "allow", "query"),
+        (
+            Asker("claims", "t.json", {"sub": "u1", "groups": ["analytics"]}),
+            "POST",
+            W + "/v1/query",
+            "allow",
+            "query",
+        ),
+        # No usable subject: the Worker refuses the token (401) whatever the groups say.
+        (
+            Asker("claims", "t.json", {"groups": ["analytics"]}),
+            "POST",
+            W + "/v1/query",
+            "token_subject_missing",
+            None,
+        ),
+        (Asker("claims", "t.json", {}), "GET", W + "/v1/tables/a%2Fb", "invalid_path", None),
     ],
 )
 def test_can_i_names_decision_and_route(
@@ -177,6 +270,93 @@ def test_can_i_names_decision_and_route(
     assert (answer["decision"], answer["route"]) == (decision, route)
     assert answer["allowed"] == (decision == "allow")
     assert answer["policy_version"] == compile_stack(PROD)[answer["gateway"]].version
+
+
+LW, LI = "https://warehouse.airgate.localhost", "https://ingest.airgate.localhost"
+ADMIN = ("DELETE", "/v1/admin/x")
+HEALTH = ("GET", "/v1/health")
+
+
+@pytest.mark.parametrize(
+    ("stack", "claims", "url", "decision"),
+    [
+        # local: oidc gateways. An email counts only when the IdP vouches for it (email_verified: true).
+        (LOCAL, {"sub": "p1", "email": "oncall@acme-data.com"}, (LW, *ADMIN), "role_not_allowed"),
+        (
+            LOCAL,
+            {"sub": "p1", "email": "oncall@acme-data.com", "email_verified": "true"},
+            (LW, *ADMIN),
+            "role_not_allowed",
+        ),
+        (
+            LOCAL,
+            {"sub": "p1", "email": "oncall@acme-data.com", "email_verified": False},
+            (LW, *ADMIN),
+            "role_not_allowed",
+        ),
+        (
+            LOCAL,
+            {"sub": "p1", "email": "ONCALL@acme-data.com", "email_verified": True},
+            (LW, *ADMIN),
+            "allow",
+        ),
+        # A client id counts only on a client-credentials token (client_id == sub), never from azp.
+        (LOCAL, {"sub": "ci", "client_id": "ci"}, (LI, *HEALTH), "allow"),
+        (LOCAL, {"sub": "p1", "azp": "ci"}, (LI, *HEALTH), "role_not_allowed"),
+        (LOCAL, {"sub": "ci"}, (LI, *HEALTH), "role_not_allowed"),
+        (LOCAL, {"sub": "p1", "client_id": "ci"}, (LI, *HEALTH), "role_not_allowed"),
+        # No usable subject: 401, whatever else the token says; a bad path is refused before that.
+        (
+            LOCAL,
+            {"client_id": "ci", "azp": "ci", "groups": ["platform"]},
+            (LI, *HEALTH),
+            "token_subject_missing",
+        ),
+        (
+            LOCAL,
+            {"email": "oncall@acme-data.com", "email_verified": True},
+            (LW, *ADMIN),
+            "token_subject_missing",
+        ),
+        (LOCAL, {}, (LW, "GET", "/v1/tables/a%2Fb"), "invalid_path"),
+        # prod: Access gateways. Access vouches for the email; a service token by its common_name.
+        (PROD, {"sub": "p1", "email": "OnCall@acme-data.com"}, (W, *ADMIN), "allow"),
+        (PROD, {"common_name": "ci"}, (IN, *HEALTH), "allow"),
+        (PROD, {"sub": "p1", "client_id": "p1", "azp": "ci"}, (IN, *HEALTH), "role_not_allowed"),
+    ],
+)
+def test_can_i_maps_token_claims_as_the_worker_does(
+    stack: Any, claims: dict[str, Any], url: tuple[str, str, str], decision: str
+) -> None:
+    host, method, path = url
+    answer = ask(stack, Asker("claims", "t.json", claims), method, host + path)
+    assert answer["decision"] == decision, answer["reason"]
+    assert answer["status"] == {"allow": 200, "role_not_allowed": 403, "token_subject_missing": 401}.get(
+        decision, 400
+    )
+    if decision == "token_subject_missing":
+        assert answer["roles"] == [] and "401" in answer["reason"]
+
+
+def test_a_user_is_a_person_whose_email_the_idp_vouches_for() -> None:
+    answer = ask(LOCAL, Asker("user", "OnCall@Acme-Data.com"), "DELETE", LW + "/v1/admin/x")
+    assert (answer["decision"], answer["roles"]) == ("allow", ["platform-admin"])
+    nobody = grants(LOCAL, Asker("claims", "t.json", {"groups": ["platform"]}))
+    assert all(g["roles"] == [] and g["routes"] == [] for g in nobody["gateways"])
+
+
+def test_revocation_and_kill_switch_as_the_worker_applies_them() -> None:
+    document = POLICIES["warehouse"].document
+    person = identify(
+        {"sub": "p1", "email": "OnCall@acme-data.com", "email_verified": True}, "oidc", document
+    )
+    assert person.roles == ("platform-admin",)
+    # A revoked email matches whatever its case (gateway.js lower-cases names with `@`), and a
+    # revoked caller holds no role at all.
+    assert apply_control(person, Control(frozenset({"ONCALL@ACME-DATA.COM"}))) == (True, ())
+    assert apply_control(person, Control(frozenset({"p1"}))) == (True, ())
+    assert apply_control(person, Control(frozenset({"P1"}))) == (False, ("platform-admin",))
+    assert apply_control(person, Control(disabled_roles=frozenset({"platform-admin"}))) == (False, ())
 
 
 def test_can_i_reports_rate_limit_dag_grant_and_conf_schema() -> None:
