@@ -56,6 +56,17 @@ def default_stacks_dir() -> Path:
         raise typer.Exit(code=2) from None
 
 
+def project_root_or_exit() -> Path:
+    """The project around the current directory (the nearest Pulumi.yaml), or exit 2 saying so."""
+    from infra.cli.project import NoProject, find_project_root
+
+    try:
+        return find_project_root()
+    except NoProject as error:
+        errors.print(str(error), markup=False)
+        raise typer.Exit(code=2) from None
+
+
 def load_or_exit(stack: str, stacks_dir: Path | None) -> LoadedStack:
     """Loads and validates a stack; a bad one exits 2 with the model's error, having done nothing."""
     try:

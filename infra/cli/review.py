@@ -15,9 +15,18 @@ from typing import Annotated, Any
 
 import typer
 
-from infra.cli.app import StackOption, StacksDirOption, app, console, errors, plan_or_exit
+from infra.cli.app import (
+    StackOption,
+    StacksDirOption,
+    app,
+    console,
+    errors,
+    plan_or_exit,
+    project_root_or_exit,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INSTALL_ROOT = Path(__file__).resolve().parents[2]
+"""Where the installed tools live (node_modules, the bundle cache), whatever the current directory."""
 
 
 class Format(StrEnum):
@@ -118,7 +127,12 @@ def diff(
     stack: Annotated[
         list[str] | None, typer.Option("--stack", "-s", help="Only these stacks (git refs: default all)")
     ] = None,
-    repo: Annotated[Path, typer.Option("--repo", help="Git repository the refs belong to")] = PROJECT_ROOT,
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo", help="Git repository the refs belong to (default: the project around the cwd)"
+        ),
+    ] = None,
     today: TodayOption = None,
     allow_deleting_class: AllowDeleteOption = None,
     threshold: ThresholdOption = None,
@@ -129,7 +143,8 @@ def diff(
     3 a crash."""
     config = _rule_config(today, allow_deleting_class, threshold, exception)
     try:
-        _diff(base, head, output_format, fail_on, out, full_json, full_json_link, stack, repo, config)
+        project = repo if repo is not None else project_root_or_exit()
+        _diff(base, head, output_format, fail_on, out, full_json, full_json_link, stack, project, config)
     except (typer.Exit, typer.Abort):
         raise
     except Exception as error:
@@ -180,8 +195,8 @@ def _diff(
                     repo,
                     refs,
                     stack,
-                    node_modules=PROJECT_ROOT / "node_modules",
-                    bundle_cache=PROJECT_ROOT / "build" / ".bundle" / "cache",
+                    node_modules=INSTALL_ROOT / "node_modules",
+                    bundle_cache=INSTALL_ROOT / "build" / ".bundle" / "cache",
                 )
             )
             sides = [side if side is not None else next(planned) for side in sides]

@@ -10,23 +10,22 @@ from typing import Annotated, Any
 
 import typer
 
-from infra.cli.app import StacksDirOption, app, console, errors
+from infra.cli.app import StacksDirOption, app, console, default_stacks_dir, errors, project_root_or_exit
 
 stack_app = typer.Typer(
     name="stack", help="Ephemeral test stacks: one per pull request, with a TTL.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 
 def make_workspace() -> Any:
     """The real Automation API workspace; tests replace this factory with a recording stand-in."""
     from infra.ephemeral.workspace import AutomationWorkspace
 
+    root = project_root_or_exit()
     try:
         return AutomationWorkspace(
-            PROJECT_ROOT, on_output=lambda line: console.print(line, markup=False, end="")
+            root, on_output=lambda line: console.print(line, markup=False, end="")
         )
     except Exception as error:
         errors.print(
@@ -42,9 +41,7 @@ def now() -> dt.datetime:
 
 
 def _stacks_dir(value: Path | None) -> Path:
-    from infra.config.loader import STACKS_DIR
-
-    return value or STACKS_DIR
+    return value or default_stacks_dir()
 
 
 def _refused(error: Exception) -> typer.Exit:
