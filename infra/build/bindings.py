@@ -33,9 +33,6 @@ def policy_kv_key(version: str) -> str:
     return f"policy:{version}"
 
 
-CONTROL_KV_KEY = "control"
-
-
 def identity_document(
     stack: StackConfig, gateway_name: str, access_audience: str | None = None
 ) -> dict[str, Any]:

@@ -24,9 +24,7 @@ def make_workspace() -> Any:
 
     root = project_root_or_exit()
     try:
-        return AutomationWorkspace(
-            root, on_output=lambda line: console.print(line, markup=False, end="")
-        )
+        return AutomationWorkspace(root, on_output=lambda line: console.print(line, markup=False, end=""))
     except Exception as error:
         errors.print(
             f"cannot open the Pulumi workspace ({type(error).__name__}: {error}). The stack commands need "

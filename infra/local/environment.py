@@ -89,9 +89,6 @@ def _write_files(plan: LocalPlan) -> None:
     (plan.state_dir / "gateways.json").write_text(json.dumps(plan.gateways_config, indent=2))
     for path in (plan.state_dir / "oidc.json", plan.state_dir / "gateways.json"):
         path.chmod(0o600)
-    passwords = plan.state_dir / "airflow-passwords.json"
-    passwords.write_text(json.dumps({"admin": plan.secrets["airflow-admin-password"]}))
-    passwords.chmod(0o600)
 
 
 def check_tools() -> None:

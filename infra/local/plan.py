@@ -147,7 +147,7 @@ class LocalPlan:
         return f"http://127.0.0.1:{self.ports.airflow}"
 
 
-def airflow_env(state_dir: Path, ports: Ports, admin_password_file: Path) -> dict[str, str]:
+def airflow_env(state_dir: Path, ports: Ports) -> dict[str, str]:
     home = state_dir / "airflow"
     api = f"http://127.0.0.1:{ports.airflow}"
     return {
@@ -215,9 +215,8 @@ def plan_local(
                 group="upstreams",
             )
         )
-    admin_file = state_dir / "airflow-passwords.json"
     env = {
-        **airflow_env(state_dir, ports, admin_file),
+        **airflow_env(state_dir, ports),
         **airflow_sign_in_env(stack, issuer, secrets["airflow-ui-client-secret"]),
         **airflow_connections,
     }

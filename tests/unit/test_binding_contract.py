@@ -17,7 +17,6 @@ TEMPLATES = PROJECT_ROOT / "worker_templates"
 ENV_READ = re.compile(r"\benv\??\.([A-Za-z_][A-Za-z0-9_]*)")
 OPTIONAL = {
     "CONTROL_TTL_SECONDS": "tuning: absent means the Worker's default (10 s); the local environment sets it",
-    "SERVICE_TOKENS": "an older name read only when ACCESS_CLIENTS is absent (lib/gateway.js)",
 }
 
 

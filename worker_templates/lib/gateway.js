@@ -31,7 +31,7 @@ function configOf(env, verifierFactory) {
   try {
     identity = json(env.IDENTITY);
     upstream = json(env.UPSTREAM);
-    accessClients = json(env.ACCESS_CLIENTS ?? env.SERVICE_TOKENS ?? {}) || {};
+    accessClients = json(env.ACCESS_CLIENTS ?? {}) || {};
   } catch {
     throw new GatewayError("config_invalid");
   }
