@@ -50,6 +50,28 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DOT_WITH_PARAMETERS = re.compile(r"^\.\.?;")
 _TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
 """The URL parser drops ASCII tab and newline anywhere in a URL (WHATWG URL, basic URL parser)."""
+_NEEDS_ENCODING = re.compile(r'[\x00-\x20"#<>?`{}\x7f-\U0010ffff]')
+
+
+def _ada_leaves_dots(path: str) -> bool:
+    r"""True where the runtime's URL parser (ada-url, in workerd and Node) takes its fast path and
+    hands the path over with its dot segments unresolved, unlike the WHATWG spec.
+
+    ada's `parse_prepared_path`: a path whose only special characters are dots (no `%`, no `\`,
+    nothing to percent-encode) and that does not begin with `.` is resolved only if its FIRST `/.`
+    is followed by `.`, `/` or the end; so `/a/.x/..` and `/a/.;y/..` stay as written. path.js then
+    resolves `..` itself, and refuses a `.;`/`..;` segment, on exactly what the parser left.
+    """
+    body = path[1:]
+    if "." not in body or "%" in body or "\\" in body or _NEEDS_ENCODING.search(body):
+        return False
+    if body.startswith("."):
+        return False
+    slashdot = body.find("/.")
+    if slashdot == -1:
+        return True
+    after = body[slashdot + 2 : slashdot + 3]
+    return after not in ("", ".", "/")
 
 
 class InvalidPath(ValueError):
@@ -75,7 +97,10 @@ def url_pathname(raw: str) -> str:
     still-encoded segments, keeping empty ones. Percent-encoding it adds is undone by decoding.
     """
     raw = raw.rstrip("".join(map(chr, range(0x21)))).translate(_TAB_NEWLINE)
-    raw = raw.split("#", 1)[0].split("?", 1)[0].replace("\\", "/")
+    raw = raw.split("#", 1)[0].split("?", 1)[0]
+    if raw.startswith("/") and _ada_leaves_dots(raw):
+        return raw
+    raw = raw.replace("\\", "/")
     if not raw.startswith("/"):
         raise InvalidPath("path must start with '/'")
     pieces = raw[1:].split("/")
