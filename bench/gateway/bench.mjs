@@ -11,13 +11,14 @@
 // start (key set in KV), another client's p50 while one client floods over its limit, and the
 // bundle size. Loopback only; every run is bounded (DURATION seconds per cell).
 import { spawn, spawnSync, execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
-import { buildStack, readArtifacts, startIssuer, startGateway, pointAt, compatibilityDate } from "../../tests/worker/helpers.mjs";
+import {
+  buildStack, readArtifacts, startIssuer, startGateway, pointAt, compatibilityDate, withPolicy, jwksKey,
+} from "../../tests/worker/helpers.mjs";
 import { startWorkerd } from "./workerd.mjs";
 
 const DURATION = Math.min(Math.max(Number(process.argv[2] || 5), 1), 30);
@@ -152,13 +153,12 @@ async function passThrough(upstream) {
 // The gateway's bundle with the local stack's policy, except a bucket that a benchmark cannot
 // drain (the Durable Object is still called on every request); the version is that document's hash.
 async function fullGateway(artifacts, issuer, upstream) {
-  const { text, version } = benchPolicy(artifacts);
-  const gateway = await startGateway(artifacts, {
-    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE }), POLICY_VERSION: version },
+  const bench = benchArtifacts(artifacts);
+  const gateway = await startGateway(bench, {
+    vars: pointAt(bench.wrangler, { issuer, upstream, audience: AUDIENCE }),
     secrets: { UPSTREAM_CREDENTIAL: "bench" },
     parseLogs: false,
   });
-  await gateway.kv.put(`policy:${version}`, text);
   return { gateway, url: new URL(PATH, gateway.url).href };
 }
 
@@ -166,29 +166,26 @@ const PASS_SCRIPT =
   "export default { fetch(request, env) { const url = new URL(request.url);" +
   " return fetch(env.UPSTREAM + url.pathname + url.search, { method: request.method, headers: request.headers, body: request.body }); } };";
 
-function benchPolicy(artifacts, limit = { requests: 1e9, per_seconds: 1 }) {
-  const policy = JSON.parse(artifacts.policyText);
-  for (const route of policy.routes) route.rate_limit = limit;
-  const text = JSON.stringify(policy);
-  return { text, version: createHash("sha256").update(text).digest("hex").slice(0, 16) };
-}
-
-const jwksKey = (issuer) => `jwks:${createHash("sha256").update(issuer.url).digest("hex").slice(0, 16)}`;
+// The gateway with every route's bucket at `limit` (its policy re-hashed, as the compiler would).
+const benchArtifacts = (artifacts, limit = { requests: 1e9, per_seconds: 1 }) =>
+  withPolicy(artifacts, (policy) => {
+    for (const route of policy.routes) route.rate_limit = limit;
+  });
 
 // The gateway in workerd alone, its policy and the issuer's key set already in KV (as after a deploy
 // and one earlier isolate).
 async function workerdGateway(artifacts, issuer, upstream, limit) {
-  const { text, version } = benchPolicy(artifacts, limit);
+  const bench = benchArtifacts(artifacts, limit);
   const kv = {
-    [`policy:${version}`]: text,
-    [jwksKey(issuer)]: JSON.stringify({ fetched_at: Math.floor(Date.now() / 1000), keys: await issuer.jwks() }),
+    [bench.manifest.policy_kv_key]: bench.policyText,
+    [jwksKey(issuer.url)]: JSON.stringify({ fetched_at: Math.floor(Date.now() / 1000), keys: await issuer.jwks() }),
   };
   const worker = await startWorkerd({
-    bundle: join(artifacts.dir, "gateway.js"),
-    wrangler: artifacts.wrangler,
-    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE }), POLICY_VERSION: version, UPSTREAM_CREDENTIAL: "bench" },
+    bundle: join(bench.dir, "gateway.js"),
+    wrangler: bench.wrangler,
+    vars: { ...pointAt(bench.wrangler, { issuer, upstream, audience: AUDIENCE }), UPSTREAM_CREDENTIAL: "bench" },
     kv,
-    compatibilityDate: compatibilityDate(artifacts.wrangler.compatibility_date),
+    compatibilityDate: compatibilityDate(bench.wrangler.compatibility_date),
   });
   cleanups.push(worker.stop);
   return { worker, url: worker.url + PATH };

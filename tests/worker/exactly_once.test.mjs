@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, compatibilityDate, withPolicy,
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, compatibilityDate, withPolicy, airflowRuns,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
@@ -38,32 +38,19 @@ export default {
 };`;
 
 // Airflow's documented rules that matter here: a dag_run_id exists at most once per DAG (409
-// AlreadyExists), and a run can be read back by its id.
-async function airflowHandler(req, res, record) {
-  const json = (status, body) => {
-    res.writeHead(status, { "content-type": "application/json" });
-    res.end(JSON.stringify(body));
-  };
-  let match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns$/.exec(record.path);
-  if (req.method === "POST" && match) {
+// AlreadyExists), and a run can be read back by its id. Every POST is counted, a duplicate too; the
+// first run recorded fires `onFirstPost` while the call is still inside Airflow.
+const airflowHandler = airflowRuns(runs, {
+  delayMs: 300, // the write's latency
+  onPost() {
     posts++;
-    const body = JSON.parse(record.body);
-    if (runs.some((r) => r.dag_id === match[1] && r.dag_run_id === body.dag_run_id)) return json(409, { title: "Conflict" });
-    const run = { dag_id: match[1], dag_run_id: body.dag_run_id, conf: body.conf, state: "queued" };
-    runs.push(run);
+  },
+  async created() {
     const hook = onFirstPost;
     onFirstPost = null;
     await hook?.();
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the write's latency
-    return json(200, run);
-  }
-  match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns\/([^/]+)$/.exec(record.path);
-  if (req.method === "GET" && match) {
-    const run = runs.find((r) => r.dag_id === match[1] && r.dag_run_id === decodeURIComponent(match[2]));
-    return run ? json(200, run) : json(404, { detail: "not found" });
-  }
-  return json(404, { detail: "not found" });
-}
+  },
+});
 
 before(async () => {
   // A trigger bucket large enough for every retry: this test is about the idempotency store.

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createServer } from "node:net";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, withPolicy,
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, withPolicy, jwksKey,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
@@ -214,8 +214,6 @@ test("after the cooldown an unknown kid refreshes the key set once, however many
   assert.equal(answer.status, 200, answer.text);
   assert.equal(issuer.state.jwksFetches, fetches + 1);
 });
-
-const jwksKey = (issuerUrl) => `jwks:${createHash("sha256").update(issuerUrl).digest("hex").slice(0, 16)}`;
 
 test("the key set is cached in KV: a cold gateway serves without calling the IdP; stale keys stop being trusted", async () => {
   const now = Math.floor(Date.now() / 1000);

@@ -74,6 +74,14 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
     keys[kid] = { ...pair, alg, kid };
   }
   const state = { published: ["rsa-1", "ec-1"], jwksFetches: 0, discoveryFetches: 0, down: false };
+  // The key set as the issuer publishes it now.
+  async function publish() {
+    const published = [];
+    for (const kid of state.published) {
+      published.push({ ...(await exportJWK(keys[kid].publicKey)), kid, alg: keys[kid].alg, use: "sig" });
+    }
+    return { keys: published };
+  }
   const server = createServer(async (req, res) => {
     if (state.down) {
       res.writeHead(503).end();
@@ -87,12 +95,9 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
     }
     if (req.url === jwksPath) {
       state.jwksFetches++;
-      const published = [];
-      for (const kid of state.published) {
-        published.push({ ...(await exportJWK(keys[kid].publicKey)), kid, alg: keys[kid].alg, use: "sig" });
-      }
+      const jwks = await publish();
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ keys: published, ...(state.jwksPadding ? { padding: "x".repeat(state.jwksPadding) } : {}) }));
+      res.end(JSON.stringify({ ...jwks, ...(state.jwksPadding ? { padding: "x".repeat(state.jwksPadding) } : {}) }));
       return;
     }
     res.writeHead(404).end();
@@ -105,13 +110,7 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
     url: state.issuer,
     jwksUrl: state.issuer + jwksPath,
     /** The key set as the issuer publishes it now. */
-    async jwks() {
-      const published = [];
-      for (const kid of state.published) {
-        published.push({ ...(await exportJWK(keys[kid].publicKey)), kid, alg: keys[kid].alg, use: "sig" });
-      }
-      return { keys: published };
-    },
+    jwks: publish,
     async addKey(kid, alg = "RS256") {
       const pair = await generateKeyPair(alg, { extractable: true });
       keys[kid] = { ...pair, alg, kid };
@@ -130,6 +129,9 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
   };
   return issuer;
 }
+
+/** The KV key under which the gateway keeps its copy of an issuer's key set (identity.js KeySet). */
+export const jwksKey = (issuerUrl) => `jwks:${createHash("sha256").update(issuerUrl).digest("hex").slice(0, 16)}`;
 
 /**
  * An upstream on 127.0.0.1 that records every request and answers with what it received.
@@ -161,6 +163,42 @@ export async function startUpstream(name = "upstream") {
       state.handler = null;
     },
     close: () => close(server),
+  };
+}
+
+/**
+ * A stand-in for Airflow 3's dag-run API, as far as the gateway uses it, as a startUpstream handler:
+ * POST /api/v2/dags/{dag_id}/dagRuns records a run in `runs` (with the headers it came with) unless
+ * the DAG already has that dag_run_id (409 AlreadyExists: Airflow's stable REST API, "Trigger a new
+ * DAG run"), GET …/dagRuns/{dag_run_id} reads one back (finished by then), anything else is 404.
+ * `onPost(body)` sees every POST's body before the duplicate check; `created(run)` runs once a run
+ * is recorded, before the answer's `delayMs` (a realistic write latency).
+ */
+export function airflowRuns(runs, { delayMs = 60, onPost, created } = {}) {
+  return async (req, res, record) => {
+    const json = (status, body) => {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    };
+    let match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns$/.exec(record.path);
+    if (req.method === "POST" && match) {
+      const body = JSON.parse(record.body);
+      await onPost?.(body);
+      const taken = runs.some((r) => r.dag_id === match[1] && r.dag_run_id === body.dag_run_id);
+      if (taken) return json(409, { title: "Conflict", detail: `DAGRun ${body.dag_run_id} already exists` });
+      const run = { dag_run_id: body.dag_run_id, dag_id: match[1], conf: body.conf, state: "queued" };
+      runs.push({ ...run, headers: record.headers });
+      await created?.(run);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      return json(200, run);
+    }
+    match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns\/([^/]+)$/.exec(record.path);
+    if (req.method === "GET" && match) {
+      const run = runs.find((r) => r.dag_id === match[1] && r.dag_run_id === decodeURIComponent(match[2]));
+      if (!run) return json(404, { detail: "not found" });
+      return json(200, { dag_id: run.dag_id, dag_run_id: run.dag_run_id, conf: run.conf, state: "success" });
+    }
+    return json(404, { detail: "not found" });
   };
 }
 

@@ -4,17 +4,25 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, streamWithoutEnding,
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, streamWithoutEnding, airflowRuns,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
 const PASSWORD = "airflow-admin-password-for-tests";
 let issuer, airflow, gateway, artifacts;
-const airflowState = { logins: 0, runs: [], tokens: new Set(), failNext: null, delayMs: 60, loginHeaders: null };
+const airflowState = { logins: 0, runs: [], tokens: new Set(), failNext: null, loginHeaders: null };
 
 function b64(value) {
   return Buffer.from(JSON.stringify(value)).toString("base64url");
 }
+
+// Airflow sees the gateway's run requests exactly as its API defines them.
+const dagRuns = airflowRuns(airflowState.runs, {
+  onPost(body) {
+    assert.deepEqual(Object.keys(body).sort(), ["conf", "dag_run_id", "logical_date"]);
+    assert.equal(body.logical_date, null);
+  },
+});
 
 async function airflowHandler(req, res, record) {
   const json = (status, body) => {
@@ -38,27 +46,7 @@ async function airflowHandler(req, res, record) {
     if (status === 401) airflowState.tokens.delete(bearer);
     return json(status, { detail: `failing with ${status}` });
   }
-  let match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns$/.exec(record.path);
-  if (req.method === "POST" && match) {
-    const body = JSON.parse(record.body);
-    assert.deepEqual(Object.keys(body).sort(), ["conf", "dag_run_id", "logical_date"]);
-    assert.equal(body.logical_date, null);
-    // Airflow's stable REST API: a dag_run_id that exists for the DAG → 409 AlreadyExists
-    // (https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html, Trigger a new DAG run).
-    const taken = airflowState.runs.some((r) => r.dag_id === match[1] && r.dag_run_id === body.dag_run_id);
-    if (taken) return json(409, { title: "Conflict", detail: `DAGRun ${body.dag_run_id} already exists` });
-    const run = { dag_run_id: body.dag_run_id, dag_id: match[1], conf: body.conf, state: "queued" };
-    airflowState.runs.push({ ...run, headers: record.headers });
-    await new Promise((resolve) => setTimeout(resolve, airflowState.delayMs)); // a realistic write latency
-    return json(200, run);
-  }
-  match = /^\/api\/v2\/dags\/([^/]+)\/dagRuns\/([^/]+)$/.exec(record.path);
-  if (req.method === "GET" && match) {
-    const run = airflowState.runs.find((r) => r.dag_id === match[1] && r.dag_run_id === decodeURIComponent(match[2]));
-    if (!run) return json(404, { detail: "not found" });
-    return json(200, { dag_id: run.dag_id, dag_run_id: run.dag_run_id, conf: run.conf, state: "success" });
-  }
-  return json(404, { detail: "not found" });
+  return dagRuns(req, res, record);
 }
 
 before(async () => {

@@ -10,9 +10,9 @@
 // The Airflow credential is UPSTREAM_CREDENTIAL (a static bearer token) or, if that is not bound,
 // a JWT from Airflow's POST /auth/token with AIRFLOW_USERNAME / AIRFLOW_PASSWORD, cached in module
 // scope until 60 s before it expires (one fetch at a time, dropped after a 401).
-import { GatewayError, sha256hex, within } from "./problem.js";
+import { GatewayError, sha256hex, within, base64url } from "./problem.js";
 import { validate } from "./schema.js";
-import { callUpstream, forwardHeaders, base } from "./proxy.js";
+import { callUpstream, forwardHeaders } from "./proxy.js";
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 let airflowToken = null; // {value, until}
@@ -29,8 +29,7 @@ function viaTunnel(env, headers) {
 
 function expiryOf(jwt) {
   try {
-    const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const exp = JSON.parse(atob(part)).exp;
+    const exp = JSON.parse(new TextDecoder().decode(base64url(jwt.split(".")[1]))).exp;
     if (typeof exp === "number") return exp * 1000;
   } catch {}
   return Date.now() + 10 * 60 * 1000;
@@ -42,7 +41,6 @@ async function airflowCredential(ctx, fresh) {
   if (!env.AIRFLOW_USERNAME || !env.AIRFLOW_PASSWORD) {
     throw new GatewayError("config_invalid", "no Airflow credential");
   }
-  const root = base(config);
   if (fresh) airflowToken = null;
   if (airflowToken && Date.now() < airflowToken.until) return `Bearer ${airflowToken.value}`;
   // Single flight, as for the key set: a login started by another request is awaited at most
@@ -51,7 +49,7 @@ async function airflowCredential(ctx, fresh) {
   if (!tokenPending || now - tokenPending.at > ctx.timeoutMs + 1000) {
     const pending = (async () => {
       const answer = await callUpstream(
-        `${root}/auth/token`,
+        `${config.base}/auth/token`,
         {
           method: "POST",
           headers: viaTunnel(env, new Headers({ "content-type": "application/json" })),
@@ -80,7 +78,7 @@ async function callAirflow(ctx, method, path, body) {
     headers.set("authorization", await airflowCredential(ctx, attempt > 0));
     // Under an idempotency lease, no call may start that could outlive it.
     if (Date.now() + ctx.timeoutMs > ctx.deadline) throw new GatewayError("upstream_timeout", "no time left in the lease");
-    const answer = await callUpstream(base(ctx.config) + path, { method, headers, body }, ctx.timeoutMs);
+    const answer = await callUpstream(ctx.config.base + path, { method, headers, body }, ctx.timeoutMs);
     // A cached login token may have been revoked or expired early: log in again once.
     if (answer.status === 401 && attempt === 0 && !ctx.env.UPSTREAM_CREDENTIAL) continue;
     ctx.upstreamStatus = answer.status;

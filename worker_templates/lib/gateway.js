@@ -41,7 +41,9 @@ function configOf(env, verifierFactory) {
   const key = JSON.stringify(identity);
   if (!verifiers.has(key)) verifiers.set(key, verifierFactory(identity));
   const ttl = Number(env.CONTROL_TTL_SECONDS ?? DEFAULT_CONTROL_TTL_S);
-  configCache = { env, identity, upstream, accessClients, verifier: verifiers.get(key), controlTtlMs: ttl * 1000 };
+  // `base`: the upstream URL without trailing slashes, to which every upstream path is appended.
+  const base = upstream.url.replace(/\/+$/, "");
+  configCache = { env, identity, upstream, base, accessClients, verifier: verifiers.get(key), controlTtlMs: ttl * 1000 };
   return configCache;
 }
 
@@ -86,7 +88,8 @@ async function loadControl(env, ttlMs) {
 }
 
 
-// Continue the caller's trace (new span id for this hop) or start one. Random ids come from
+// Continue the caller's trace (new span id for this hop) or start one: [traceparent, continued]
+// (the caller's tracestate is forwarded only with its own trace). Random ids come from
 // crypto.randomUUID (native; only its version and variant nibbles are fixed, which are skipped in
 // the span id and fall outside the trace id's random rightmost 7 bytes), the cheapest source here.
 function traceparentFor(incoming, requestId) {
@@ -94,7 +97,7 @@ function traceparentFor(incoming, requestId) {
   const span = uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(24, 28);
   const match = incoming && TRACEPARENT.exec(incoming.trim().toLowerCase());
   const valid = match && match[1] !== "ff" && !/^0+$/.test(match[2]) && !/^0+$/.test(match[3]);
-  return valid ? `00-${match[2]}-${span}-${match[4]}` : `00-${requestId.replace(/-/g, "")}-${span}-01`;
+  return valid ? [`00-${match[2]}-${span}-${match[4]}`, true] : [`00-${requestId.replace(/-/g, "")}-${span}-01`, false];
 }
 
 // Rate limiting: the bucket lives in a Durable Object per key ((subject, route), or a client address
@@ -105,7 +108,6 @@ function traceparentFor(incoming, requestId) {
 // remembered until the Durable Object said it refills, so a flood of 429s costs no call at all.
 const LEASE_MS = 1000;
 const leases = new Map();
-const AUTH_FAILURES = { requests: 300, per_seconds: 60 };
 
 const limited = (limit, ms) =>
   new GatewayError("rate_limited", `over ${limit.requests} per ${limit.per_seconds} s`, { retryAfter: Math.max(1, Math.ceil(ms / 1000)) });
@@ -123,19 +125,14 @@ function spend(lease, now) {
   if (lease.tokens >= 1 && now < lease.until) return lease.tokens-- > 0;
 }
 
-// Throws 429 while the bucket is remembered empty (no Durable Object call).
-function refuseIfEmpty(key, limit) {
-  const wait = (leases.get(key)?.empty || 0) - Date.now();
-  if (wait > 0) throw limited(limit, wait);
-}
-
 async function rateLimit(env, policy, key, limit) {
   const now = Date.now();
   const lease = leaseOf(key, now);
   if (now > lease.window) [lease.last, lease.hits, lease.window] = [lease.hits, 0, now + 1000];
   lease.hits++;
   if (spend(lease, now)) return null;
-  refuseIfEmpty(key, limit);
+  // While the bucket is remembered empty: 429 without a Durable Object call.
+  if (lease.empty > now) throw limited(limit, lease.empty - now);
   const want = Math.max(1, Math.min(lease.last, Math.floor(limit.requests / 10)));
   let answer;
   try {
@@ -158,9 +155,9 @@ async function rateLimit(env, policy, key, limit) {
 
 // The body, counted as it streams whatever Content-Length says. A declared length (already ≤ max)
 // is kept for the upstream (FixedLengthStream, workerd); otherwise the body is read into memory
-// first, which never holds more than `max` bytes.
+// first (ctx.bytes), which never holds more than `max` bytes.
 function bodyOf(ctx, request, max, declared) {
-  if (declared === null) return (ctx.read ??= readCapped(request.body, max));
+  if (declared === null) return ctx.bytes();
   let size = 0;
   const counted = request.body.pipeThrough(
     new TransformStream({
@@ -177,7 +174,7 @@ const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 // Method, path, route and (for the trigger gateway) the DAG grant: the decision the Python
 // reference (infra/policy/evaluate.py) makes for routes, shared by real requests and
-// /.airgate/decision. Throws the refusal; returns the route.
+// /.airgate/decision. Throws the refusal; sets ctx.path, ctx.route and ctx.params.
 async function decide(ctx, method, rawPath, check) {
   if (!METHODS.includes(method)) throw new GatewayError("invalid_method", `${method} is not served`);
   ctx.path ??= normalisePath(rawPath);
@@ -185,9 +182,7 @@ async function decide(ctx, method, rawPath, check) {
   ctx.route = verdict.route;
   if (verdict.decision !== "allow") throw new GatewayError(verdict.decision, undefined, { allow: verdict.allow });
   ctx.params = params(ctx.route.segments, ctx.path);
-  ctx.method = method;
   await check?.(ctx);
-  return ctx.route;
 }
 
 // GET /.airgate/decision?method=M&path=P: the decision this gateway would make for the caller's own
@@ -198,34 +193,32 @@ async function decisionAnswer(ctx, query, check, revoked) {
   if (!/^[A-Z]{1,16}$/.test(method || "") || !raw?.startsWith("/")) {
     throw new GatewayError("invalid_request", "give ?method=<METHOD>&path=<url-encoded path starting with />");
   }
-  {
-    let decision = "allow";
-    try {
-      await decide(ctx, method, new URL("https://gateway" + raw).pathname, check);
-    } catch (error) {
-      if (!(error instanceof GatewayError)) throw error;
-      decision = error.reason;
-    }
-    const body = {
-      gateway: ctx.policy.gateway,
-      policy_version: ctx.policyVersion,
-      subject: ctx.identity.subject,
-      roles: ctx.identity.roles,
-      method,
-      path: ctx.path ? formatPath(ctx.path) : raw,
-      decision,
-      status: decision === "allow" ? 200 : new GatewayError(decision).status,
-      route: ctx.route?.name ?? null,
-      rate_limit: ctx.route?.rate_limit ?? null,
-    };
-    if (ctx.params?.dag_id !== undefined) body.dag_id = ctx.params.dag_id;
-    if (revoked) body.revoked = true;
-    return Response.json(body, { headers: { "cache-control": "no-store", "x-request-id": ctx.requestId } });
+  let decision = "allow";
+  try {
+    await decide(ctx, method, new URL("https://gateway" + raw).pathname, check);
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    decision = error.reason;
   }
+  const body = {
+    gateway: ctx.policy.gateway,
+    policy_version: ctx.policyVersion,
+    subject: ctx.identity.subject,
+    roles: ctx.identity.roles,
+    method,
+    path: ctx.path ? formatPath(ctx.path) : raw,
+    decision,
+    status: decision === "allow" ? 200 : new GatewayError(decision).status,
+    route: ctx.route?.name ?? null,
+    rate_limit: ctx.route?.rate_limit ?? null,
+  };
+  if (ctx.params?.dag_id !== undefined) body.dag_id = ctx.params.dag_id;
+  if (revoked) body.revoked = true;
+  return Response.json(body, { headers: { "cache-control": "no-store", "x-request-id": ctx.requestId } });
 }
 
 export function createGateway({ build, verifierFactory, upstreamHandler }) {
-  async function handle(request, env, record) {
+  async function handle(request, env, record, continued) {
     const config = configOf(env, verifierFactory);
     const kv = env.POLICY;
     // Cold isolate: read the key set (KV, else the IdP) and the control list while the policy is
@@ -253,8 +246,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       policyVersion: env.POLICY_VERSION,
       timeoutMs: config.upstream.timeout_ms || limits.upstream_timeout_ms || 10000,
     };
-    const incoming = headers.get("traceparent");
-    if (incoming && incoming.toLowerCase().includes(record.traceparent.slice(3, 35))) ctx.tracestate = headers.get("tracestate");
+    if (continued) ctx.tracestate = headers.get("tracestate");
     const asked = url.pathname === "/.airgate/decision" && request.method === "GET";
     if (!asked) {
       if (!METHODS.includes(request.method)) throw new GatewayError("invalid_method", `${request.method} is not served`);
@@ -265,13 +257,12 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     // callers behind a shared address are not locked out); once the bucket is empty, a failure is
     // answered 429 from the isolate's memory, without a Durable Object call.
     const address = `\nauth\n${headers.get("cf-connecting-ip") || "unknown"}`;
-    const authLimit = limits.auth_failures || AUTH_FAILURES;
     let claims;
     try {
       claims = await config.verifier.authenticate(request, limits, kv);
     } catch (error) {
       if (error?.status === 401) {
-        await rateLimit(env, policy, address, authLimit).catch((limit) => {
+        await rateLimit(env, policy, address, limits.auth_failures).catch((limit) => {
           if (limit.reason === "rate_limited") throw limit;
         });
       }
@@ -322,10 +313,11 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     async fetch(request, env) {
       const started = Date.now();
       const requestId = crypto.randomUUID();
+      const [traceparent, continued] = traceparentFor(request.headers.get("traceparent"), requestId);
       const record = {
         time: new Date(started).toISOString(),
         request_id: requestId,
-        traceparent: traceparentFor(request.headers.get("traceparent"), requestId),
+        traceparent,
         environment: env.ENVIRONMENT ?? build.environment,
         gateway: env.GATEWAY ?? build.gateway,
         route: null,
@@ -342,7 +334,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       };
       let response;
       try {
-        response = await handle(request, env, record);
+        response = await handle(request, env, record, continued);
         if (record.reason === "decision_query") record.decision = "allow";
       } catch (error) {
         const failure = error instanceof GatewayError ? error : new GatewayError("internal_error");

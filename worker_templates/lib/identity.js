@@ -11,7 +11,7 @@
 // unreachable → 503 (fail closed); attempts are then spaced at least EMPTY_RETRY_MS apart.
 // Only `kid`/`alg` of a token's header choose a key: `jku`, `x5u`, `jwk` and `x5c` are never read,
 // and a header with `crit` (RFC 7515 §4.1.11: extensions we do not understand) is refused.
-import { GatewayError, within, readCapped, sha256hex } from "./problem.js";
+import { GatewayError, within, readCapped, sha256hex, base64url } from "./problem.js";
 
 const MAX_AGE_MS = 10 * 60 * 1000;
 const MAX_STALE_MS = 60 * 60 * 1000;
@@ -26,7 +26,6 @@ const TOKEN_CACHE_MS = 60 * 1000;
 const TOKEN_CACHE_SIZE = 1000;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-const bytes = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 const parse = (data) => JSON.parse(decoder.decode(data));
 
 async function fetchJson(url) {
@@ -168,9 +167,9 @@ async function verifyJws(token, keys, algorithms, kv) {
   if (parts.length !== 3 || !parts.every((part) => B64URL.test(part))) throw new GatewayError("invalid_token", "malformed token");
   let header, signature, payload;
   try {
-    header = parse(bytes(parts[0]));
-    signature = bytes(parts[2]);
-    payload = bytes(parts[1]);
+    header = parse(base64url(parts[0]));
+    signature = base64url(parts[2]);
+    payload = base64url(parts[1]);
   } catch {
     throw new GatewayError("invalid_token", "malformed token");
   }

@@ -63,15 +63,19 @@ export function params(pattern, path) {
 }
 
 // First route (most specific first) whose pattern matches and whose methods include `method`.
-// `allow` lists the methods of every route the path matched (the Allow header of a 405).
+// On a 405, `allow` lists the methods of every route the path matched (its Allow header); built
+// only then, as 405s are rare.
 export function evaluate(policy, method, path, roles) {
-  const allow = new Set();
+  let pathMatched = false;
   for (const route of policy.routes) {
     if (!matches(route.segments, path)) continue;
-    route.methods.forEach((m) => allow.add(m));
+    pathMatched = true;
     if (!route.methods.includes(method)) continue;
     if (route.roles.some((role) => roles.includes(role))) return { decision: "allow", route };
     return { decision: "role_not_allowed", route };
   }
-  return { decision: allow.size ? "method_not_allowed" : "no_route", route: null, allow: [...allow].join(", ") };
+  if (!pathMatched) return { decision: "no_route", route: null };
+  const allow = new Set();
+  for (const route of policy.routes) if (matches(route.segments, path)) route.methods.forEach((m) => allow.add(m));
+  return { decision: "method_not_allowed", route: null, allow: [...allow].join(", ") };
 }

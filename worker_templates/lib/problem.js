@@ -89,7 +89,7 @@ export function problem(error, requestId) {
 
 // Waits for `promise` at most `ms`: a single-flight fetch started by another request may never settle.
 export const within = (promise, ms) => Promise.race([promise, new Promise((resolve) => setTimeout(resolve, ms))]);
-export const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
 // Reads a stream into one buffer, refusing (GatewayError `reason`) as soon as it passes `max` bytes:
 // never more than `max` bytes are held, whatever a Content-Length said.
 export async function readCapped(stream, max, reason = "body_too_large") {
@@ -106,4 +106,6 @@ export async function readCapped(stream, max, reason = "body_too_large") {
   }
   return new Uint8Array(await new Blob(chunks).arrayBuffer());
 }
+// Base64url (RFC 4648 §5, unpadded) → bytes: the JWS parts (identity.js) and the Airflow login token.
+export const base64url = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 export const sha256hex = async (text) => hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));

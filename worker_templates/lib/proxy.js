@@ -39,12 +39,12 @@ export function checkHeaders(headers, url, maxBytes) {
 }
 
 function allowedFor(policy, route) {
-  return (route.allow ??= new Set([...DEFAULT_FORWARD, ...(policy.headers?.forward || []), ...(route.forward_headers || [])]));
+  return (route.allow ??= new Set([...DEFAULT_FORWARD, ...policy.headers.forward, ...route.forward_headers]));
 }
 
 // The headers the upstream receives (see the module comment).
 export function forwardHeaders(incoming, ctx) {
-  const allowed = ctx.route ? allowedFor(ctx.policy, ctx.route) : new Set();
+  const allowed = allowedFor(ctx.policy, ctx.route);
   const headers = new Headers();
   for (const [name, value] of incoming) if (allowed.has(name)) headers.append(name, value);
   headers.set("x-request-id", ctx.requestId);
@@ -54,8 +54,10 @@ export function forwardHeaders(incoming, ctx) {
   headers.set("x-airgate-roles", ctx.identity.roles.join(","));
   headers.set("x-airgate-policy-version", ctx.policyVersion);
   headers.set("x-airgate-route", ctx.route.name);
-  const address = ctx.request.headers.get("cf-connecting-ip");
-  if (ctx.policy.headers?.client_address && address) headers.set("x-forwarded-for", address);
+  if (ctx.policy.headers.client_address) {
+    const address = ctx.request.headers.get("cf-connecting-ip");
+    if (address) headers.set("x-forwarded-for", address);
+  }
   return headers;
 }
 
@@ -76,18 +78,16 @@ export function responseFrom(upstream, ctx) {
   const response = new Response(upstream.body, upstream);
   const headers = response.headers;
   for (const name of dropped(headers)) headers.delete(name);
-  const rules = ctx.policy.headers || {};
+  const rules = ctx.policy.headers;
   if (rules.set_cookie !== "forward") headers.delete("set-cookie");
   const target = headers.get("location");
   if (target !== null) {
-    const kept = location(target, rules.absolute_location, base(ctx.config));
+    const kept = location(target, rules.absolute_location, ctx.config.base);
     kept === null ? headers.delete("location") : headers.set("location", kept);
   }
   headers.set("x-request-id", ctx.requestId);
   return response;
 }
-
-export const base = (config) => config.upstream.url.replace(/\/+$/, "");
 
 // fetch with the configured timeout: no answer in time → 504, no answer at all → 502; a request
 // body that failed on the way (over the limit) → that body's error.
@@ -116,7 +116,7 @@ export async function proxyHandler(ctx) {
   const headers = forwardHeaders(request.headers, ctx);
   const credential = credentialValue(ctx.env, upstream);
   if (credential) headers.set(upstream.credential_header, credential);
-  const target = base(config) + formatPath(ctx.path) + url.search;
+  const target = config.base + formatPath(ctx.path) + url.search;
   const init = { method: request.method, headers };
   if (request.body && request.method !== "GET" && request.method !== "HEAD") init.body = await ctx.body();
   const answer = await callUpstream(target, init, ctx.timeoutMs, ctx);
