@@ -17,11 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 
-CPU: dict[str, list[float]] = {}
-
-
-def timed(command: list[str], repeats: int) -> list[float]:
-    """Wall-clock seconds per run; CPU seconds (user + sys, steadier on a shared machine) kept aside."""
+def timed(command: list[str], repeats: int) -> tuple[list[float], list[float]]:
+    """(wall-clock seconds, CPU seconds) per run; CPU is user + sys, steadier on a shared machine."""
     times, cpu = [], []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -30,8 +27,7 @@ def timed(command: list[str], repeats: int) -> list[float]:
         times.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    CPU[" ".join(command)] = cpu
-    return times
+    return times, cpu
 
 
 def main() -> None:
@@ -61,14 +57,14 @@ def main() -> None:
             args.repeats,
         ),
     }
-    cpu = list(CPU.values())
     print(f"{'command':<32} {'median s':>9} {'min s':>7} {'cpu s':>7}")
-    for (label, times), used in zip(rows.items(), cpu, strict=True):
+    for label, (times, used) in rows.items():
         print(
             f"{label:<32} {statistics.median(times):>9.2f} {min(times):>7.2f} {statistics.median(used):>7.2f}"
         )
-    base, plan = (statistics.median(t) for t in list(rows.values())[:2])
-    base_cpu, plan_cpu = (statistics.median(c) for c in cpu[:2])
+    (base, base_cpu), (plan, plan_cpu) = (
+        (statistics.median(t), statistics.median(c)) for t, c in list(rows.values())[:2]
+    )
     print(f"plan / import = {plan / base:.2f} wall, {plan_cpu / base_cpu:.2f} cpu (goal <= 1.5)")
     sys.exit(0)
 

@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from infra.cli.app import StackOption, StacksDirOption, app, console, errors, load_or_exit
+from infra.cli.app import (
+    StackOption,
+    StacksDirOption,
+    StateDirOption,
+    app,
+    console,
+    errors,
+    load_or_exit,
+)
 
 
 def _asker(role: str | None, client: str | None, user: str | None, claims: Path | None) -> Any:
@@ -180,17 +188,16 @@ def verify(
         typer.Option("--credentials", help="Deployed: JSON {machine identity: {header: value}}"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
-    state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Local environment state (default: .state/local)")
-    ] = None,
+    state_dir: StateDirOption = None,
     stacks_dir: StacksDirOption = None,
 ) -> None:
     """Probe a running edge (the local environment by default) through each gateway's decision
     endpoint: every machine identity x (gateway, route, method), plus unauthenticated probes, compared
     with the compiled policy, and every gateway's policy version. Exit 1 on any mismatch."""
     loaded = load_or_exit(stack, stacks_dir)
-    report = _verify_local(loaded, state_dir) if loaded.config.environment == "local" else None
-    if report is None:
+    if loaded.config.environment == "local":
+        report = _verify_local(loaded, state_dir)
+    else:
         report = _verify_deployed(loaded, url, credentials)
     _print_report(loaded.name, report, as_json)
     if not report.passed:
@@ -207,36 +214,27 @@ def _verify_local(loaded: Any, state_dir: Path | None) -> Any:
         errors.print(f"no local environment in {state}: run `airgate up` first", markup=False)
         raise typer.Exit(code=2)
     try:
-        return verify_local(loaded, prepare(loaded, state))
+        # Read what `up` saved, creating nothing: new secrets would not match the running environment.
+        return verify_local(loaded, prepare(loaded, state, create=False))
     except (OSError, RuntimeError) as failure:
         errors.print(f"cannot verify the local environment: {failure} (is it up?)", markup=False)
         raise typer.Exit(code=2) from None
 
 
 def _verify_deployed(loaded: Any, urls: list[str] | None, credentials: Path | None) -> Any:
-    from infra.policy.compiler import compile_stack
-    from infra.verify.probes import Uncoverable, machine_identities, plan_probes, uncoverable
-    from infra.verify.run import run_probes
+    from infra.verify.probes import Uncoverable, machine_identities
+    from infra.verify.run import verify_edge
 
     found, given = _deployed_inputs(loaded, urls, credentials)
-    stack = loaded.config
-    policies = compile_stack(stack)
-    known = machine_identities(stack)
+    known = machine_identities(loaded.config)
     unknown = sorted(set(given) - set(known))
     if unknown:
         errors.print(f"--credentials names {', '.join(unknown)}; machine identities: {', '.join(known)}")
         raise typer.Exit(code=2)
-    identities = sorted(given)
-    rows = uncoverable(stack, policies) + [
+    missing = [
         Uncoverable(identity, "*", "*", "no credential given") for identity in known if identity not in given
     ]
-    return run_probes(
-        plan_probes(stack, policies, identities),
-        found,
-        given,
-        {name: policy.version for name, policy in policies.items()},
-        rows,
-    )
+    return verify_edge(loaded.config, found, given, missing)
 
 
 def _print_report(stack: str, report: Any, as_json: bool) -> None:

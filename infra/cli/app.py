@@ -32,6 +32,10 @@ StacksDirOption = Annotated[
     ),
 ]
 StackOption = Annotated[str, typer.Option("--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml")]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where state, logs and secrets live (default: .state/local)"),
+]
 
 
 @app.callback()
@@ -46,14 +50,9 @@ def fail_on_config(error: ConfigError) -> NoReturn:
 
 def default_stacks_dir() -> Path:
     """The stacks of the project around the current directory, found as Pulumi finds Pulumi.yaml."""
-    from infra.cli.project import NoProject, find_project_root
     from infra.cli.project import stacks_dir as configured
 
-    try:
-        return configured(find_project_root())
-    except NoProject as error:
-        errors.print(str(error), markup=False)
-        raise typer.Exit(code=2) from None
+    return configured(project_root_or_exit())
 
 
 def project_root_or_exit() -> Path:

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from infra.cli.app import StackOption, StacksDirOption, app, console, errors, load_or_exit
+from infra.cli.app import StackOption, StacksDirOption, StateDirOption, app, console, errors, load_or_exit
+from infra.control_store import CLOUDFLARE_API
 
 UndoOption = Annotated[bool, typer.Option("--undo", help="Take the names off the list instead")]
 NamespaceOption = Annotated[
@@ -25,9 +26,6 @@ OutputsOption = Annotated[
     typer.Option("--outputs", help="`pulumi stack output --json` saved to a file (its kv_namespace_ids)"),
 ]
 ApiOption = Annotated[str, typer.Option("--api-url", help="Cloudflare API base URL")]
-StateOption = Annotated[
-    Path | None, typer.Option("--state-dir", help="Local environment state (default: .state/local)")
-]
 
 
 def _namespaces(pairs: list[str] | None, outputs: Path | None, gateways: list[str]) -> dict[str, str]:
@@ -60,21 +58,17 @@ def _namespaces(pairs: list[str] | None, outputs: Path | None, gateways: list[st
 def _stores(
     loaded: Any, pairs: list[str] | None, outputs: Path | None, api_url: str, state_dir: Path | None
 ) -> list[Any]:
-    from infra.control_store.stores import CloudflareKV, LocalKV
+    from infra.control_store.stores import CloudflareKV, LocalKV, StoreError
 
     stack = loaded.config
     if stack.environment == "local":
         from infra.cli.local import _state
-        from infra.local.plan import LOCAL_ADMIN_SECRET
 
-        state = _state(state_dir)
-        secrets_file = state / "secrets.json"
         try:
-            token = json.loads(secrets_file.read_text())[LOCAL_ADMIN_SECRET]
-        except (OSError, ValueError, KeyError):
-            errors.print(f"no local environment in {state}: run `airgate up` first", markup=False)
+            return [LocalKV.from_state(_state(state_dir))]
+        except StoreError as error:
+            errors.print(str(error), markup=False)
             raise typer.Exit(code=2) from None
-        return [LocalKV.from_state(state, token)]
     token = os.environ.get("CLOUDFLARE_API_TOKEN", "")
     if not token:
         errors.print("set CLOUDFLARE_API_TOKEN (a token with Workers KV Storage: Edit)", markup=False)
@@ -121,8 +115,8 @@ def revoke(
     undo: UndoOption = False,
     namespace_id: NamespaceOption = None,
     outputs: OutputsOption = None,
-    api_url: ApiOption = "https://api.cloudflare.com/client/v4",
-    state_dir: StateOption = None,
+    api_url: ApiOption = CLOUDFLARE_API,
+    state_dir: StateDirOption = None,
     stacks_dir: StacksDirOption = None,
 ) -> None:
     """Refuse every request from these identities at every gateway of the stack (403 subject_revoked)."""
@@ -144,8 +138,8 @@ def kill_switch(
     undo: Annotated[bool, typer.Option("--undo", help="Give the roles back")] = False,
     namespace_id: NamespaceOption = None,
     outputs: OutputsOption = None,
-    api_url: ApiOption = "https://api.cloudflare.com/client/v4",
-    state_dir: StateOption = None,
+    api_url: ApiOption = CLOUDFLARE_API,
+    state_dir: StateDirOption = None,
     stacks_dir: StacksDirOption = None,
 ) -> None:
     """Disable roles at every gateway of the stack: whoever holds them loses what they grant."""

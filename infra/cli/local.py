@@ -9,12 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from infra.cli.app import StacksDirOption, app, console, errors, load_or_exit
-
-StateDirOption = Annotated[
-    Path | None,
-    typer.Option("--state-dir", help="Where state, logs and secrets live (default: .state/local)"),
-]
+from infra.cli.app import StacksDirOption, StateDirOption, app, console, errors, load_or_exit
 
 
 def _state(state_dir: Path | None) -> Path:

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from infra.control_store import CLOUDFLARE_API
 from infra.policy.control import CONTROL_KEY
-
-CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 
 
 class StoreError(RuntimeError):
@@ -115,7 +114,14 @@ class LocalKV:
     label: str = "the local gateways"
 
     @classmethod
-    def from_state(cls, state_dir: Path, token: str) -> LocalKV:
+    def from_state(cls, state_dir: Path) -> LocalKV:
+        """The endpoint's URL (written by the running gateways) and its admin token (a local secret)."""
+        from infra.local.plan import LOCAL_ADMIN_SECRET
+
+        try:
+            token = json.loads((state_dir / "secrets.json").read_text())[LOCAL_ADMIN_SECRET]
+        except (OSError, ValueError, KeyError):
+            raise StoreError(f"no local environment in {state_dir}: run `airgate up` first") from None
         admin = state_dir / "workers" / "admin.json"
         if not admin.exists():
             raise StoreError(f"the local gateways are not running ({admin} is missing): run `airgate up`")

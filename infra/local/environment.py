@@ -31,7 +31,7 @@ from infra.local.plan import (
     stack_ports,
 )
 from infra.local.processes import Supervisor
-from infra.local.secrets import load_or_create
+from infra.local.secrets import load_existing, load_or_create
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".state" / "local"
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
@@ -75,11 +75,16 @@ def _resolve_ports(loaded: LoadedStack, state_dir: Path, want_free: bool) -> Por
     return ports
 
 
-def prepare(loaded: LoadedStack, state_dir: Path, *, free: bool = False) -> LocalPlan:
+def prepare(loaded: LoadedStack, state_dir: Path, *, free: bool = False, create: bool = True) -> LocalPlan:
+    """The local plan from the saved ports and secrets; `create` makes and saves what is missing,
+    without it a missing one is an error and nothing is written."""
     from infra.local.connections import local_airflow_connections
 
+    if not create and not _ports_file(state_dir).exists():
+        raise FileNotFoundError(f"{_ports_file(state_dir)} is missing: run `airgate up`")
     ports = _resolve_ports(loaded, state_dir, free)
-    secrets = load_or_create(state_dir / "secrets.json", secret_names(loaded.config))
+    names, path = secret_names(loaded.config), state_dir / "secrets.json"
+    secrets = load_or_create(path, names) if create else load_existing(path, names)
     connections = local_airflow_connections(loaded, ports, secrets)
     return plan_local(loaded, state_dir, ports, secrets, connections)
 

@@ -19,3 +19,13 @@ def load_or_create(path: Path, names: list[str]) -> dict[str, str]:
         with os.fdopen(descriptor, "w") as handle:
             json.dump(existing, handle, indent=2, sort_keys=True)
     return {name: existing[name] for name in names}
+
+
+def load_existing(path: Path, names: list[str]) -> dict[str, str]:
+    """The secrets `load_or_create` saved, creating none: a reader (`airgate verify`) must present
+    what the running environment knows, and a secret made up now would not be."""
+    existing: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise RuntimeError(f"{path} lacks {', '.join(missing)}: run `airgate up`")
+    return {name: existing[name] for name in names}

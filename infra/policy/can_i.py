@@ -39,11 +39,6 @@ class Asker:
     value: str
     claims: Mapping[str, Any] | None = None
 
-    def describe(self) -> str:
-        return {"role": "role", "client": "client", "user": "user", "claims": "claims from"}[
-            self.kind
-        ] + f" {self.value}"
-
 
 def claims_of(mode: str, asker: Asker) -> Mapping[str, Any]:
     """The verified claims the Worker would see for `asker` at a gateway authenticating with `mode`."""
@@ -171,18 +166,19 @@ def ask(
     name, raw_path = gateway_for(stack, url, gateway)
     compiled = (policies or compile_stack(stack))[name]
     method = method.upper()
-    # The Worker checks method and path before it authenticates (gateway.js `handle`).
-    decision = decide(compiled.document, method, raw_path, frozenset())
-    roles: tuple[str, ...] = ()
-    if decision.decision not in ("invalid_method", "invalid_path"):
-        try:
-            identity = identity_at(stack, compiled, asker)
-        except SubjectMissing as error:
-            decision = Decision("token_subject_missing", decision.segments, detail=str(error))
-        else:
-            roles = identity.roles
-            subject = identity.subject or None
-            decision = decide(compiled.document, method, raw_path, frozenset(roles), subject)
+    identity: Identity | None = None
+    missing: SubjectMissing | None = None
+    try:
+        identity = identity_at(stack, compiled, asker)
+    except SubjectMissing as error:
+        missing = error
+    roles = identity.roles if identity is not None else ()
+    subject = (identity.subject or None) if identity is not None else None
+    decision = decide(compiled.document, method, raw_path, frozenset(roles), subject)
+    # The Worker checks method and path before it authenticates (gateway.js `handle`): a token
+    # without a subject is refused only once both pass.
+    if missing is not None and decision.decision not in ("invalid_method", "invalid_path"):
+        decision = Decision("token_subject_missing", decision.segments, detail=str(missing))
     route = decision.route
     answer: dict[str, Any] = {
         "allowed": decision.allowed,

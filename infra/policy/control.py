@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 CONTROL_KEY = "control"
-POLICY_KEY_PREFIX = "policy:"
 JWKS_KEY_PREFIX = "jwks:"
 
 CONTROL_SCHEMA: dict[str, Any] = {
@@ -45,14 +44,11 @@ JWKS_SCHEMA: dict[str, Any] = {
     "required": ["fetched_at", "keys"],
     "properties": {"fetched_at": {"type": "number"}, "keys": {"type": "object"}},
 }
+"""Documentation only (docs/kv-layout.md points here): the Worker writes and reads these itself."""
 
 
 class ControlError(ValueError):
     """The stored `control` document is not what the schema says; nothing is written over it."""
-
-
-def policy_key(version: str) -> str:
-    return f"{POLICY_KEY_PREFIX}{version}"
 
 
 def jwks_key(issuer: str) -> str:

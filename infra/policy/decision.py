@@ -212,30 +212,28 @@ def _dag_step(
     …/runs/{run_id} reads, anything else is no_route."""
     params = _params(route["segments"], path)
     dag_id, run_id = params.get("dag_id"), params.get("run_id")
+    if dag_id is None:
+        return Decision("no_route", path, route, "the DAG-trigger gateway has no such operation")
+    grants = policy["dags"].get(dag_id, {})
+    held = sorted(role for role in roles if role in grants)
+    if not held:
+        return Decision("dag_not_granted", path, route, dag_id=dag_id)
     detail = ""
-    if dag_id is not None:
-        grants = policy["dags"].get(dag_id, {})
-        held = sorted(role for role in roles if role in grants)
-        if not held:
-            return Decision("dag_not_granted", path, route, dag_id=dag_id)
-        if run_id is not None and not any(grants[role]["read_others_runs"] for role in held):
-            if subject is None:
-                detail = "if the run is the caller's own (no held grant reads others' runs)"
-            elif not run_id.startswith(run_owner_prefix(subject)):
-                return Decision(
-                    "run_not_owned",
-                    path,
-                    route,
-                    f"run {run_id} is not {subject}'s own (its id does not start "
-                    f"{run_owner_prefix(subject)}) and no held grant reads others' runs",
-                    dag_id=dag_id,
-                )
-    triggers = dag_id is not None and run_id is None and method == "POST"
-    reads = dag_id is not None and run_id is not None and method in ("GET", "HEAD")
+    if run_id is not None and not any(grants[role]["read_others_runs"] for role in held):
+        if subject is None:
+            detail = "if the run is the caller's own (no held grant reads others' runs)"
+        elif not run_id.startswith(run_owner_prefix(subject)):
+            return Decision(
+                "run_not_owned",
+                path,
+                route,
+                f"run {run_id} is not {subject}'s own (its id does not start "
+                f"{run_owner_prefix(subject)}) and no held grant reads others' runs",
+                dag_id=dag_id,
+            )
+    triggers = run_id is None and method == "POST"
+    reads = run_id is not None and method in ("GET", "HEAD")
     if not (triggers or reads):
         return Decision("no_route", path, route, "the DAG-trigger gateway has no such operation")
-    assert dag_id is not None
-    grants = policy["dags"][dag_id]
-    held = sorted(role for role in roles if role in grants)
     schemas = tuple(grants[role]["conf_schema"] for role in held) if triggers else ()
     return Decision("allow", path, route, detail, dag_id=dag_id, conf_schemas=schemas)

@@ -7,16 +7,18 @@ to a caller without a valid credential."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from infra.verify.probes import SAMPLE_SEGMENT, Probe, Uncoverable
+from infra.config.model import StackConfig
+from infra.policy.compiler import compile_stack
+from infra.policy.decision import run_owner_prefix
+from infra.verify.probes import SAMPLE_SEGMENT, Probe, Uncoverable, plan_probes, uncoverable
 
 DECISION_PATH = "/.airgate/decision"
 
@@ -35,9 +37,16 @@ class Outcome:
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     uncoverable: list[Uncoverable] = field(default_factory=list)
-    versions: dict[str, set[str]] = field(default_factory=dict)
-    """gateway → every policy version its answers named"""
     expected_versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def versions(self) -> dict[str, set[str]]:
+        """gateway → every policy version its answers named"""
+        seen: dict[str, set[str]] = {}
+        for outcome in self.outcomes:
+            if outcome.policy_version is not None:
+                seen.setdefault(outcome.probe.gateway, set()).add(outcome.policy_version)
+        return seen
 
     @property
     def verified(self) -> list[Outcome]:
@@ -85,7 +94,7 @@ def owned_run_id(subject: str) -> str:
     """A run id the caller owns. The trigger gateway names each run it starts
     `airgate__<sha256(subject)[:16]>__<suffix>` and lets a caller read only runs with its own
     prefix (worker_templates/lib/dag_trigger.js, `ownerOf`), so a run-read probe must ask about one."""
-    return f"airgate__{hashlib.sha256(subject.encode()).hexdigest()[:16]}__verify"
+    return run_owner_prefix(subject) + "verify"
 
 
 def probe_once(probe: Probe, base_url: str, headers: Mapping[str, str]) -> Outcome:
@@ -127,7 +136,7 @@ def run_probes(
     urls: Mapping[str, str],
     credentials: Mapping[str, Mapping[str, str]],
     expected_versions: Mapping[str, str],
-    uncoverable: list[Uncoverable],
+    uncovered: list[Uncoverable],
     workers: int = 8,
 ) -> Report:
     """`credentials` maps a machine identity to the headers that present it (e.g. Authorization)."""
@@ -138,8 +147,22 @@ def run_probes(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = list(pool.map(send, probes))
-    report = Report(outcomes, uncoverable, expected_versions=dict(expected_versions))
-    for outcome in outcomes:
-        if outcome.policy_version is not None:
-            report.versions.setdefault(outcome.probe.gateway, set()).add(outcome.policy_version)
-    return report
+    return Report(outcomes, uncovered, expected_versions=dict(expected_versions))
+
+
+def verify_edge(
+    stack: StackConfig,
+    urls: Mapping[str, str],
+    credentials: Mapping[str, Mapping[str, str]],
+    also_uncoverable: Sequence[Uncoverable] = (),
+) -> Report:
+    """`airgate verify` for any edge, local or deployed: compile the stack's policies, probe every
+    identity in `credentials` at `urls`, and report against the compiled policy versions."""
+    policies = compile_stack(stack)
+    return run_probes(
+        plan_probes(stack, policies, sorted(credentials)),
+        urls,
+        credentials,
+        {name: policy.version for name, policy in policies.items()},
+        uncoverable(stack, policies) + list(also_uncoverable),
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import hashlib
 import json
 import threading
 import urllib.parse
@@ -80,14 +79,10 @@ def decision_handler(
             identity = token.removeprefix("tok-")
             roles = roles_at(stack, compiled, Asker("client", identity)) if identity else ()
             roles = tuple(r for r in roles if r != broken.get("disable_role"))
-            decision = decide(compiled.document, query["method"], query["path"], frozenset(roles))
-            verdict, status = decision.decision, decision.status
-            run_read = decision.route is not None and "{run_id}" in decision.route["segments"]
-            # The Worker lets a caller read only the runs it started, named
-            # `airgate__<sha256(subject)[:16]>__...` (worker_templates/lib/dag_trigger.js).
-            owner = "airgate__" + hashlib.sha256(identity.encode()).hexdigest()[:16] + "__"
-            if verdict == "allow" and run_read and not query["path"].rsplit("/", 1)[-1].startswith(owner):
-                verdict, status = "run_not_owned", 403
+            # The subject lets decide apply the Worker's run-ownership rule (run_not_owned, 403).
+            decision = decide(
+                compiled.document, query["method"], query["path"], frozenset(roles), subject=identity
+            )
             body = {
                 "gateway": gateway,
                 "policy_version": broken.get("version", compiled.version),
@@ -95,8 +90,8 @@ def decision_handler(
                 "roles": list(roles),
                 "method": query["method"],
                 "path": query["path"],
-                "decision": verdict,
-                "status": status,
+                "decision": decision.decision,
+                "status": decision.status,
                 "route": decision.route["name"] if decision.route else None,
                 "rate_limit": decision.route["rate_limit"] if decision.route else None,
             }

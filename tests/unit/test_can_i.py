@@ -71,7 +71,10 @@ async function decide(policy, method, raw, identity) {
 }
 const routes = [];
 for (const [gateway, method, raw, roles, subject] of requests) {
-  routes.push(await decide(policies[gateway], method, raw, { subject, roles }));
+  const found = await decide(policies[gateway], method, raw, { subject, roles });
+  // The status the Worker's own refusal carries (problem.js), 200 for an allowed request.
+  const status = found.decision === "allow" ? 200 : new GatewayError(found.decision).status;
+  routes.push({ ...found, status });
 }
 const identities = claims.map(([gateway, mode, c, clients]) => {
   try {
@@ -182,6 +185,7 @@ def test_can_i_decides_exactly_as_the_worker_code_on_generated_requests(
             theirs["route"],
         ), case
         assert ours.status == STATUS[theirs["decision"]], case
+        assert ours.status == theirs["status"], case
         if theirs["path"] is None:
             continue
         assert list(normalise_path(raw)) == theirs["path"], raw

@@ -7,10 +7,12 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from infra.config.loader import load_stack
 from infra.local.plan import free_ports, plan_local, secret_names, stack_ports
 from infra.local.processes import Supervisor
-from infra.local.secrets import load_or_create
+from infra.local.secrets import load_existing, load_or_create
 
 
 def test_ports_follow_the_stack_by_default() -> None:
@@ -34,6 +36,18 @@ def test_secrets_are_generated_once_and_private(tmp_path: Path) -> None:
     assert first == again
     assert len(set(first.values())) == len(names)
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
+
+
+def test_a_reader_gets_the_saved_secrets_and_creates_none(tmp_path: Path) -> None:
+    names = secret_names(load_stack("local").config)
+    with pytest.raises(RuntimeError, match="airgate up"):
+        load_existing(tmp_path / "secrets.json", names)
+    assert not (tmp_path / "secrets.json").exists()
+    saved = load_or_create(tmp_path / "secrets.json", names[:-1])
+    with pytest.raises(RuntimeError, match=names[-1]):
+        load_existing(tmp_path / "secrets.json", names)
+    assert json.loads((tmp_path / "secrets.json").read_text()) == saved
+    assert load_existing(tmp_path / "secrets.json", names[:-1]) == saved
 
 
 def test_gateways_get_local_targets_and_no_secret_in_plain_vars(tmp_path: Path) -> None:
