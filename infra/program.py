@@ -70,7 +70,6 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
     audiences: dict[str, pulumi.Output[str]] = {}
     uploads: dict[str, pulumi.Output[dict[str, Any]]] = {}
     for gateway_name, gateway_plan in plan.gateways.items():
-        gateway = stack.gateways[gateway_name]
         script_name = gateway_plan.script_name
         edge = EdgeGateway(
             gateway_name,
@@ -84,11 +83,12 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
                 secrets=secrets,
                 live_migration_tag=live_tags.apply(_entry(script_name)),
                 previous_upload=previous.apply(_entry(gateway_name)),
-                late_values=trigger_values if gateway.kind == "dag_trigger" else {},
+                # Only bindings the plan marks late read these (`Binding.late`).
+                late_values=trigger_values,
             ),
         )
         endpoints[gateway_name] = GatewayEndpoint(
-            gateway_name, gateway.hostname, edge.url, stack.gateway_auth(gateway)
+            gateway_name, gateway_plan.hostname, edge.url, gateway_plan.auth
         )
         versions[gateway_name] = edge.policy_version
         uploads[gateway_name] = edge.upload
@@ -113,7 +113,7 @@ def define(loaded: LoadedStack) -> EdgeOutputs:
         pulumi.Output.secret({name: t.client_secret for name, t in identity.tokens.items()}),
     )
     pulumi.export(EDGE_SCRIPTS_OUTPUT, pulumi.Output.secret(uploads))
-    pulumi.export("environment", json.dumps({"stack": loaded.name, "kind": stack.environment}))
+    pulumi.export("environment", json.dumps({"stack": plan.stack_name, "kind": plan.environment}))
     edge_outputs = EdgeOutputs(
         endpoints=endpoints,
         service_tokens={

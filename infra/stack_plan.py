@@ -144,24 +144,24 @@ class MigrationHistory:
 
 @dataclass(frozen=True)
 class AccessAppPlan:
-    app_name: str
-    hostname: str
+    """The gateway's Access application, named after its script and guarding its hostname."""
+
     policy_keys: tuple[str, ...]
     """Reusable Access policies guarding the app, in precedence order (1, 2, ...)."""
 
 
 @dataclass(frozen=True)
 class GatewayPlan:
-    name: str
     account_id: str
     zone_id: str
     script_name: str
     hostname: str
+    auth: Literal["access", "oidc"]
+    """How callers authenticate at the gateway (its own `auth`, else the stack's identity mode)."""
     expose: Literal["custom_domain", "route"]
     compatibility_date: str
     main_module: str
     content: str
-    bundle_sha256: str
     kv_title: str
     policy_kv_key: str
     policy_value: str
@@ -180,7 +180,6 @@ class IdentityProviderPlan:
     client_id: str
     client_secret_key: str
     issuer: str
-    roles_claim: str
 
 
 @dataclass(frozen=True)
@@ -188,8 +187,11 @@ class ServiceTokenPlan:
     key: str
     name: str
     duration: str
-    client_secret_version: int
+    client_secret_version: int | None
     previous_client_secret_expires_at: str | None
+    """Both set exactly when the token was rotated (`Rotation.secret_version`): the provider takes a
+    secret version only together with the previous secret's expiry; a token never rotated keeps
+    the provider's default version 1."""
 
 
 @dataclass(frozen=True)

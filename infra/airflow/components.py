@@ -72,9 +72,11 @@ class TriggerUpstreamIdentity(pulumi.ComponentResource):
             account_id=plan.account_id,
             name=plan.token_name,
             duration=plan.token_duration,
-            # Both or neither (the provider's schema: client_secret_version AlsoRequires
-            # previous_client_secret_expires_at); a token never rotated keeps version 1.
-            client_secret_version=float(plan.token_version) if plan.token_previous_expires_at else None,
+            # The plan sets both or neither (the provider's schema: client_secret_version
+            # AlsoRequires previous_client_secret_expires_at).
+            client_secret_version=None
+            if plan.token_secret_version is None
+            else float(plan.token_secret_version),
             previous_client_secret_expires_at=plan.token_previous_expires_at,
             opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["client_secret"]),
         )

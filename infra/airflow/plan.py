@@ -7,7 +7,6 @@ itself, the images, the bootstrap Job and what is protected. Each component rece
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +25,10 @@ class TriggerIdentityPlan:
     account_id: str
     token_name: str
     token_duration: str
-    token_version: int
+    token_secret_version: int | None
     token_previous_expires_at: str | None
-    """Set exactly when the token was rotated: Cloudflare takes a secret version only together with
-    the previous secret's expiry."""
+    """Both set exactly when the token was rotated (`Rotation.secret_version`): Cloudflare takes a
+    secret version only together with the previous secret's expiry."""
     api_user: str
     password_version: int
 
@@ -114,8 +113,8 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
         account_id=config.account_id,
         token_name=f"airgate-{stack_name}-airflow-trigger",
         token_duration=settings.trigger_token_duration,
-        token_version=settings.trigger_token_rotation.version,
-        token_previous_expires_at=_utc(settings.trigger_token_rotation.previous_secret_expires_at),
+        token_secret_version=settings.trigger_token_rotation.secret_version,
+        token_previous_expires_at=settings.trigger_token_rotation.previous_expiry_text,
         api_user=settings.trigger_api_user,
         password_version=settings.trigger_password_version,
     )
@@ -127,7 +126,3 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
         kubernetes=kubernetes,
         images=plan_images(settings),
     )
-
-
-def _utc(moment: dt.datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None

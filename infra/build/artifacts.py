@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.build.bindings import Binding, plan_bindings, policy_kv_key
+from infra.build.bindings import plan_bindings, policy_kv_key
 from infra.build.bundle import bundle
 from infra.build.migrations import all_steps
 from infra.build.templates import ENTRY_MODULE, exported_classes, render_sources
 from infra.config.model import StackConfig
 from infra.policy.compiler import CompiledPolicy, compile_gateway
+from infra.stack_plan import Binding
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,14 @@ class GatewayBuild:
         return hashlib.sha256(self.bundle).hexdigest()
 
 
+def script_prefix(stack_name: str) -> str:
+    """What every name of this stack's Workers (and its Access objects) starts with; the decision
+    Logpush job filters on it."""
+    return f"airgate-{stack_name}"
+
+
 def script_name(stack_name: str, gateway_name: str) -> str:
-    return f"airgate-{stack_name}-{gateway_name}"
+    return f"{script_prefix(stack_name)}-{gateway_name}"
 
 
 def build_gateway(stack_name: str, stack: StackConfig, gateway_name: str) -> GatewayBuild:

@@ -13,9 +13,8 @@ from typing import Any
 from infra.build.templates import durable_objects_for
 from infra.config.model import StackConfig
 from infra.policy.compiler import CompiledPolicy, canonical_json
-from infra.stack_plan import Binding, BindingType
+from infra.stack_plan import Binding
 
-__all__ = ["Binding", "BindingType", "plan_bindings"]
 POLICY_KV_BINDING = "POLICY"
 UPSTREAM_SECRET_BINDING = "UPSTREAM_CREDENTIAL"  # noqa: S105 - a binding name
 

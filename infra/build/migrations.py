@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.config.model import MigrationStep, StackConfig
+from infra.config.model import StackConfig
 from infra.stack_plan import MigrationEntry, MigrationHistory
 
 
@@ -22,20 +22,6 @@ def migration_history(stack: StackConfig) -> MigrationHistory:
     )
 
 
-def step_document(step: MigrationStep) -> dict[str, Any]:
-    document: dict[str, Any] = {"tag": step.tag}
-    if step.new_sqlite_classes:
-        document["new_sqlite_classes"] = list(step.new_sqlite_classes)
-    if step.deleted_classes:
-        document["deleted_classes"] = list(step.deleted_classes)
-    return document
-
-
 def all_steps(stack: StackConfig) -> list[dict[str, Any]]:
     """wrangler's `[[migrations]]`: wrangler itself reads the live tag and sends only newer steps."""
-    return [step_document(step) for step in stack.durable_object_migrations]
-
-
-def migrated_classes(stack: StackConfig) -> set[str]:
-    """Classes that exist after every step: created and not deleted since."""
-    return set(migration_history(stack).alive_classes())
+    return [{"tag": entry.tag, **entry.step()} for entry in migration_history(stack).entries]

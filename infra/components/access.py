@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from infra.components.options import options
 from infra.stack_plan import AccessPlan
 
 
@@ -50,8 +51,8 @@ class AccessIdentity(pulumi.ComponentResource):
                     "auth_url": f"{idp_plan.issuer}/v1/authorize",
                     "token_url": f"{idp_plan.issuer}/v1/token",
                     "certs_url": f"{idp_plan.issuer}/v1/keys",
-                    "scopes": ["openid", "email", "profile", idp_plan.roles_claim],
-                    "claims": [idp_plan.roles_claim],
+                    "scopes": ["openid", "email", "profile", plan.roles_claim],
+                    "claims": [plan.roles_claim],
                     "pkce_enabled": True,
                 },
                 opts=child,
@@ -60,23 +61,17 @@ class AccessIdentity(pulumi.ComponentResource):
 
         self.tokens = {}
         for token in plan.tokens:
-            rotated = token.previous_client_secret_expires_at is not None
             self.tokens[token.key] = cloudflare.ZeroTrustAccessServiceToken(
                 f"{name}-token-{token.key}",
                 account_id=plan.account_id,
                 name=token.name,
                 duration=token.duration,
-                # Both or neither: the provider takes a version only with the previous secret's
-                # expiry; a token never rotated keeps the provider's default version 1.
-                client_secret_version=float(token.client_secret_version) if rotated else None,
-                previous_client_secret_expires_at=token.previous_client_secret_expires_at
-                if rotated
-                else None,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    protect=plan.token_protection.protect,
-                    additional_secret_outputs=["client_secret"],
-                ),
+                # The plan sets both or neither (`Rotation.secret_version`).
+                client_secret_version=None
+                if token.client_secret_version is None
+                else float(token.client_secret_version),
+                previous_client_secret_expires_at=token.previous_client_secret_expires_at,
+                opts=options(self, plan.token_protection, additional_secret_outputs=["client_secret"]),
             )
 
         self.policy_ids = {}

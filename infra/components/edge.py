@@ -21,7 +21,8 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from infra.components.access_app import self_hosted_app
-from infra.stack_plan import Binding, GatewayPlan, PreviousUpload, Protection
+from infra.components.options import options
+from infra.stack_plan import Binding, GatewayPlan, PreviousUpload
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,6 @@ class EdgeGatewayArgs:
     """Binding name → value for bindings whose value is another resource's output."""
 
 
-def options(parent: pulumi.Resource, protection: Protection, **extra: Any) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions(
-        parent=parent,
-        protect=protection.protect,
-        retain_on_delete=protection.retain_on_delete or None,
-        **extra,
-    )
-
-
 class EdgeGateway(pulumi.ComponentResource):
     url: pulumi.Output[str]
     policy_version: pulumi.Output[str]
@@ -69,8 +61,8 @@ class EdgeGateway(pulumi.ComponentResource):
             access_app = self_hosted_app(
                 f"{name}-access",
                 account_id=plan.account_id,
-                app_name=plan.access_app.app_name,
-                hostname=plan.access_app.hostname,
+                app_name=plan.script_name,
+                hostname=plan.hostname,
                 policy_ids=args.access_policy_ids,
                 identity_provider_id=args.identity_provider_id,
                 opts=child,

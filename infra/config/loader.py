@@ -115,14 +115,20 @@ def load_stack(name: str, stacks_dir: Path = STACKS_DIR) -> LoadedStack:
     return LoadedStack(name, path, config, frozenset(secret_keys), missing, other)
 
 
-def referenced_secrets(config: StackConfig) -> set[str]:
+def edge_secret_keys(config: StackConfig) -> set[str]:
+    """The Pulumi secret config keys the edge reads: the IdP's client secret, upstream credentials
+    and the Logpush ownership challenge."""
     keys = {config.identity.oidc.client_secret.secret}
     if config.logpush is not None and config.logpush.ownership_challenge is not None:
         keys.add(config.logpush.ownership_challenge.secret)
     for gateway in config.gateways.values():
         if gateway.upstream.credential is not None:
             keys.add(gateway.upstream.credential.secret)
-    return keys | airflow_secret_keys(config.airflow)
+    return keys
+
+
+def referenced_secrets(config: StackConfig) -> set[str]:
+    return edge_secret_keys(config) | airflow_secret_keys(config.airflow)
 
 
 def _secret_names(node: Any) -> set[str]:

@@ -117,6 +117,18 @@ class Rotation(Strict):
             )
         return self
 
+    @property
+    def secret_version(self) -> int | None:
+        """The `client_secret_version` to send: the version only when the previous secret's expiry
+        is set (the provider takes both or neither); None keeps the provider's default version 1."""
+        return self.version if self.previous_secret_expires_at is not None else None
+
+    @property
+    def previous_expiry_text(self) -> str | None:
+        """`previous_secret_expires_at` as the provider takes it: RFC 3339 in UTC with a Z suffix."""
+        moment = self.previous_secret_expires_at
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
 
 class ServiceToken(Strict):
     description: str = ""

@@ -3,8 +3,8 @@
 It decides, once: each gateway's Worker (bundle, bindings, policy entry, hostname, Access app, the
 migration history), the Access identity (IdP, reusable policies, service tokens), the decision
 Logpush job, and what is protected or retained where (the README's protection table). The Pulumi
-program only wires this plan into components. The Airflow side still plans itself
-(`infra.airflow.program`); its tunnel lives there too.
+program only wires this plan into components. Airflow's part (connections, tunnel, cluster, trigger
+identity) is planned by `infra.airflow.plan.plan_airflow` and carried in the same `StackPlan`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 
 from infra.airflow.plan import plan_airflow
-from infra.build.artifacts import build_gateway
+from infra.build.artifacts import build_gateway, script_prefix
 from infra.build.bindings import plan_bindings, policy_kv_key
 from infra.build.migrations import migration_history
 from infra.build.templates import ENTRY_MODULE
+from infra.config.loader import edge_secret_keys
 from infra.config.model import StackConfig
 from infra.plan_stack.stack import StackPlan
 from infra.policy.access_plan import (
@@ -71,35 +72,20 @@ def plan_stack(stack_name: str, stack: StackConfig) -> StackPlan:
     )
 
 
-def edge_secret_keys(stack: StackConfig) -> set[str]:
-    keys = {stack.identity.oidc.client_secret.secret}
-    for gateway in stack.gateways.values():
-        if gateway.upstream.credential is not None:
-            keys.add(gateway.upstream.credential.secret)
-    if stack.logpush is not None and stack.logpush.ownership_challenge is not None:
-        keys.add(stack.logpush.ownership_challenge.secret)
-    return keys
-
-
 def _plan_gateway(stack_name: str, stack: StackConfig, name: str, protected: bool) -> GatewayPlan:
     gateway = stack.gateways[name]
     build = build_gateway(stack_name, stack, name)
-    access_app = (
-        AccessAppPlan(build.script_name, gateway.hostname, tuple(gateway_policy_keys(stack, name)))
-        if gateway.behind_access
-        else None
-    )
+    access_app = AccessAppPlan(tuple(gateway_policy_keys(stack, name))) if gateway.behind_access else None
     return GatewayPlan(
-        name=name,
         account_id=stack.account_id,
         zone_id=stack.zone_id,
         script_name=build.script_name,
         hostname=gateway.hostname,
+        auth=stack.gateway_auth(gateway),
         expose=gateway.expose,
         compatibility_date=stack.compatibility_date,
         main_module=ENTRY_MODULE,
         content=build.bundle.decode("utf-8"),
-        bundle_sha256=build.sha256,
         kv_title=f"{build.script_name}-policy",
         policy_kv_key=policy_kv_key(build.policy.version),
         policy_value=build.policy.canonical,
@@ -115,7 +101,7 @@ def _plan_gateway(stack_name: str, stack: StackConfig, name: str, protected: boo
 
 def _plan_access(stack_name: str, stack: StackConfig, protected: bool) -> AccessPlan:
     """Without an Access app anywhere (the local stack) the plan holds no Access resource at all."""
-    prefix = f"airgate-{stack_name}"
+    prefix = script_prefix(stack_name)
     oidc = stack.identity.oidc
     if not uses_access(stack):
         return AccessPlan(stack.account_id, prefix, oidc.roles_claim, None)
@@ -125,7 +111,6 @@ def _plan_access(stack_name: str, stack: StackConfig, protected: bool) -> Access
             client_id=oidc.client_id,
             client_secret_key=oidc.client_secret.secret,
             issuer=oidc.issuer,
-            roles_claim=oidc.roles_claim,
         )
         if needs_identity_provider(stack)
         else None
@@ -133,14 +118,13 @@ def _plan_access(stack_name: str, stack: StackConfig, protected: bool) -> Access
     tokens = []
     for token_name in sorted(stack.service_tokens):
         token = stack.service_tokens[token_name]
-        expires = token.rotation.previous_secret_expires_at
         tokens.append(
             ServiceTokenPlan(
                 key=token_name,
                 name=f"{prefix}-{token_name}",
                 duration=token.duration,
-                client_secret_version=token.rotation.version,
-                previous_client_secret_expires_at=expires.strftime("%Y-%m-%dT%H:%M:%SZ") if expires else None,
+                client_secret_version=token.rotation.secret_version,
+                previous_client_secret_expires_at=token.rotation.previous_expiry_text,
             )
         )
     return AccessPlan(
@@ -158,7 +142,7 @@ def _plan_logpush(stack_name: str, stack: StackConfig) -> LogpushPlan | None:
     if stack.logpush is None:
         return None
     script_filter = {
-        "where": {"key": "ScriptName", "operator": "startsWith", "value": f"airgate-{stack_name}-"}
+        "where": {"key": "ScriptName", "operator": "startsWith", "value": f"{script_prefix(stack_name)}-"}
     }
     challenge = stack.logpush.ownership_challenge
     return LogpushPlan(

@@ -10,8 +10,6 @@ from __future__ import annotations
 from infra.config.model import StackConfig
 from infra.stack_plan import AccessPolicyPlan
 
-__all__ = ["AccessPolicyPlan", "gateway_policy_keys", "plan_access_policies"]
-
 
 def plan_access_policies(stack: StackConfig) -> list[AccessPolicyPlan]:
     plans: list[AccessPolicyPlan] = []

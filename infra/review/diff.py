@@ -42,27 +42,12 @@ from infra.plan.format import (
     reason,
 )
 from infra.review.coverage import widens
+from infra.review.replacements import REPLACE_ON
 from infra.rules import RuleConfig, evaluate
 from infra.rules.view import SECRET_MASK, GatewayFacts, PlanView, Resource
 
 __all__ = ["DIFF_FORMAT", "diff_plans", "diff_sets", "grant_changes"]
 
-# Inputs whose change makes the provider replace the resource rather than update it. The provider
-# schema is the authority (only a real `pulumi preview` shows it); this is the part we rely on.
-REPLACE_ON: dict[str, frozenset[str]] = {
-    "WorkersScript": frozenset({"accountId", "scriptName"}),
-    "WorkersKvNamespace": frozenset({"accountId"}),
-    "WorkersKv": frozenset({"accountId", "namespaceId", "keyName"}),
-    "WorkersCustomDomain": frozenset({"accountId", "zoneId", "hostname"}),
-    "WorkersRoute": frozenset({"zoneId"}),
-    "ZeroTrustAccessApplication": frozenset({"accountId", "zoneId"}),
-    "ZeroTrustAccessPolicy": frozenset({"accountId"}),
-    "ZeroTrustAccessServiceToken": frozenset({"accountId"}),
-    "ZeroTrustAccessIdentityProvider": frozenset({"accountId", "type"}),
-    "LogpushJob": frozenset({"accountId", "zoneId", "dataset"}),
-    "Namespace": frozenset({"metadata.name"}),
-    "Service": frozenset({"metadata.name", "metadata.namespace"}),
-}
 EMPTY: PlanDocument = {"format": "", "stack": "", "environment": "", "resources": []}
 MEMBER_KINDS = ("groups", "emails", "service_tokens", "oidc_clients")
 LIMIT_KEYS = ("max_body_bytes", "max_header_bytes", "max_token_bytes")

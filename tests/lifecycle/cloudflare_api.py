@@ -16,24 +16,6 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-# The provider's RequiresReplace properties (terraform-provider-cloudflare, internal/services/<r>/
-# schema.go, stringplanmodifier.RequiresReplace): a change to one of them is a replacement.
-REPLACE_ON: dict[str, frozenset[str]] = {
-    "WorkersScript": frozenset({"accountId", "scriptName"}),
-    "WorkersKvNamespace": frozenset({"accountId"}),
-    "WorkersKv": frozenset({"accountId", "namespaceId", "keyName"}),
-    "WorkersCustomDomain": frozenset({"accountId", "hostname", "service"}),
-    "WorkersRoute": frozenset({"zoneId"}),
-    "ZeroTrustAccessApplication": frozenset({"accountId", "zoneId"}),
-    "ZeroTrustAccessPolicy": frozenset({"accountId"}),
-    "ZeroTrustAccessServiceToken": frozenset({"accountId", "zoneId"}),
-    "ZeroTrustAccessIdentityProvider": frozenset({"accountId", "zoneId", "type"}),
-    "ZeroTrustTunnelCloudflared": frozenset({"accountId"}),
-    "ZeroTrustTunnelCloudflaredConfig": frozenset({"accountId", "tunnelId"}),
-    "DnsRecord": frozenset({"zoneId"}),
-    "LogpushJob": frozenset({"accountId", "zoneId"}),
-}
-
 # Workers limits (https://developers.cloudflare.com/workers/platform/limits/): a script of at most
 # 10 MB after compression on the paid plan; the stand-in applies it to the uncompressed upload.
 SCRIPT_SIZE_LIMIT = 10 * 1024 * 1024

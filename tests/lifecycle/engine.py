@@ -39,7 +39,8 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config.loader import LoadedStack
-from tests.lifecycle.cloudflare_api import REPLACE_ON, ApiError, CloudflareApi
+from infra.review.replacements import REPLACE_ON
+from tests.lifecycle.cloudflare_api import ApiError, CloudflareApi
 from tests.lifecycle.kubernetes_api import ClusterApi, ClusterError
 
 STACK_REFERENCE = "pulumi:pulumi:StackReference"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra.build.migrations import migrated_classes
+from infra.build.migrations import migration_history
 from infra.config.loader import load_stack
 from infra.plan.document import plan_document
 from infra.plan.runner import Recording, is_secret, run_plan
@@ -121,7 +121,7 @@ def test_plan_document_masks_every_secret() -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_bound_durable_object_class_has_a_migration(stack: str) -> None:
     config = load_stack(stack).config
-    alive = migrated_classes(config)
+    alive = migration_history(config).alive_classes()
     for script in scripts(recorded(stack)):
         bound = {
             b["className"]

@@ -4,6 +4,7 @@ ownership challenge, rotation fields, protection per environment, and components
 from __future__ import annotations
 
 import ast
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from infra.config.errors import ConfigError
 from infra.config.loader import PROJECT_ROOT, LoadedStack, load_stack
 from infra.config.migration_history import expected_digests
-from infra.config.sections import MigrationStep
+from infra.config.sections import MigrationStep, Rotation
 from infra.plan_stack.planner import plan_stack
 
 Load = Callable[[str], LoadedStack]
@@ -133,3 +134,11 @@ def test_components_import_no_planner() -> None:
             for module in modules:
                 if module.startswith("infra"):
                     assert module.startswith(allowed), f"{path.name} imports {module}"
+
+
+def test_a_rotation_sends_its_version_only_with_the_previous_expiry() -> None:
+    never = Rotation()
+    assert never.secret_version is None and never.previous_expiry_text is None
+    rotated = Rotation(version=3, previous_secret_expires_at=dt.datetime(2026, 12, 15, tzinfo=dt.UTC))
+    assert rotated.secret_version == 3
+    assert rotated.previous_expiry_text == "2026-12-15T00:00:00Z"
