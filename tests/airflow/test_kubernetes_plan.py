@@ -68,7 +68,7 @@ def test_the_strict_schema_catches_a_typo() -> None:
 
 
 def test_the_schema_is_the_repositorys_own() -> None:
-    """A clone with nothing beside it has the schema (the tests never read ../shared)."""
+    """The chart schema the tests validate against lives in this repository, so a bare clone has it."""
     assert SCHEMA.is_relative_to(Path(__file__).resolve().parent)
     assert "1.22.0" in (SCHEMA.parent / "README.md").read_text()
     assert load_stack("prod").config.airflow.chart.version == "1.22.0"  # type: ignore[union-attr]
