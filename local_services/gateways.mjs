@@ -42,6 +42,7 @@ function optionsFor(gateway) {
 }
 
 const running = [];
+const namespaces = []; // each gateway's POLICY KV namespace: the admin endpoint writes to them all
 for (const gateway of config.gateways) {
   const mf = new Miniflare(optionsFor(gateway));
   const url = await mf.ready;
@@ -51,6 +52,7 @@ for (const gateway of config.gateways) {
   // Immutable, versioned entry: the Worker is bound to exactly this version.
   await kv.put(manifest.policy_kv_key, policy);
   running.push(mf);
+  namespaces.push(kv);
   console.log(JSON.stringify({ event: "ready", gateway: gateway.name, url: url.href }));
 }
 
@@ -60,7 +62,6 @@ for (const gateway of config.gateways) {
 // GET /kv/control → 200 text (404 if unset); PUT /kv/control → 204. No other key is writable.
 const digest = (text) => createHash("sha256").update(text).digest();
 async function serveAdmin() {
-  const namespaces = await Promise.all(running.map((mf) => mf.getKVNamespace("POLICY")));
   const server = createServer(async (request, response) => {
     const given = digest(request.headers.authorization || "");
     if (!timingSafeEqual(given, digest(`Bearer ${config.admin.token}`))) {

@@ -26,11 +26,13 @@ import pulumi_cloudflare as cloudflare
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.airflow.jobs_plan import INPUTS_ANNOTATION, inputs_digest
+from infra.airflow.jobs_plan import INPUTS_ANNOTATION
 from infra.airflow.kubernetes_plan import SecretNames
 from infra.airflow.plan import KubernetesPlan, TriggerIdentityPlan
 from infra.airflow.tunnel_plan import TunnelPlan, connector_token, tunnel_target
 from infra.components.access_app import self_hosted_app
+from infra.components.options import options
+from infra.stack_plan import UNPROTECTED, Protection
 
 ROTATION_ANNOTATION = "airgate.dev/secrets-sha256"
 
@@ -229,7 +231,6 @@ class AirflowOnKubernetesArgs:
     connection_values: dict[str, pulumi.Output[str]]
     """AIRFLOW_CONN_<ID> → connection JSON (secret Output)."""
     tunnel_token: pulumi.Output[str]
-    trigger_api_user: str
     trigger_api_password: pulumi.Output[str]
     sign_in_client_secret: pulumi.Output[str]
     database_url: pulumi.Output[str] | None = None
@@ -266,22 +267,20 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             context=plan.kube_context,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        protect = plan.protection.protect
-        retain = plan.protection.retain
         manifests = {(m["kind"], m["metadata"]["name"]): m for m in plan.manifests}
 
         ns_manifest = next(m for m in plan.manifests if m["kind"] == "Namespace")
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=ns_manifest["metadata"],
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, protect=protect),
+            opts=options(self, plan.cluster_protection, provider=provider),
         )
         in_ns = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
 
         # The fernet key encrypts connections and variables in the metadata database: losing it
         # loses them, so in prod it is protected and its Secret outlives a deletion by Pulumi.
         fernet = random.RandomBytes(
-            f"{name}-fernet-key", length=32, opts=pulumi.ResourceOptions(parent=self, protect=protect)
+            f"{name}-fernet-key", length=32, opts=options(self, plan.cluster_protection)
         )
         api_key = random.RandomPassword(
             f"{name}-api-secret-key", length=64, special=False, opts=pulumi.ResourceOptions(parent=self)
@@ -291,7 +290,10 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
         )
 
         def secret(
-            role: str, secret_name: str, values: dict[str, pulumi.Input[str]], *, keep: bool = False
+            role: str,
+            secret_name: str,
+            values: dict[str, pulumi.Input[str]],
+            protection: Protection = UNPROTECTED,
         ) -> k8s.core.v1.Secret:
             shape = manifests[("Secret", secret_name)]
             assert set(shape["stringData"]) == set(values), f"secret {secret_name}: keys differ from the plan"
@@ -301,12 +303,7 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
                 type="Opaque",
                 string_data={key: pulumi.Output.secret(value) for key, value in values.items()},
                 opts=pulumi.ResourceOptions.merge(
-                    in_ns,
-                    pulumi.ResourceOptions(
-                        additional_secret_outputs=["data", "stringData"],
-                        protect=protect and keep,
-                        retain_on_delete=keep,
-                    ),
+                    in_ns, options(self, protection, additional_secret_outputs=["data", "stringData"])
                 ),
             )
 
@@ -328,7 +325,7 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
                 "fernet-key",
                 names.fernet_key,
                 {SecretNames.FERNET_KEY: fernet.base64.apply(_fernet)},
-                keep="fernet-key" in retain,
+                plan.fernet_protection,
             ),
             secret("api-secret-key", names.api_secret_key, {SecretNames.API_SECRET_KEY: api_key.result}),
             secret("jwt-secret", names.jwt_secret, {SecretNames.JWT_SECRET: jwt.result}),
@@ -364,12 +361,7 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
                     metadata=statefulset["metadata"],
                     spec=statefulset["spec"],
                     opts=pulumi.ResourceOptions.merge(
-                        in_ns,
-                        pulumi.ResourceOptions(
-                            depends_on=[password_secret],
-                            protect=protect,
-                            retain_on_delete="postgres" in retain,
-                        ),
+                        in_ns, options(self, plan.database_protection, depends_on=[password_secret])
                     ),
                 )
             )
@@ -406,18 +398,15 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             timeout=1200,
             # Protected with the namespace: deleting the release in prod takes every Airflow pod with it.
             opts=pulumi.ResourceOptions.merge(
-                in_ns, pulumi.ResourceOptions(depends_on=[namespace, *secrets, *database], protect=protect)
+                in_ns, options(self, plan.cluster_protection, depends_on=[namespace, *secrets, *database])
             ),
         )
 
-        # After the release (its migration Job); replaced, and so run again, when its inputs change.
+        # After the release (its migration Job); replaced, and so run again, when its inputs change:
+        # the user is in the container's args, the password's digest on the pod template.
         job = copy.deepcopy(plan.bootstrap_job)
         job["spec"]["template"]["metadata"]["annotations"] = {
-            INPUTS_ANNOTATION: pulumi.Output.unsecret(
-                args.trigger_api_password.apply(
-                    lambda password: inputs_digest(args.trigger_api_user, password)
-                )
-            )
+            INPUTS_ANNOTATION: _digest(pulumi.Output.all(args.trigger_api_password))
         }
         k8s.batch.v1.Job(
             f"{name}-bootstrap",

@@ -22,13 +22,21 @@ class ImagePin:
     """`repository:tag` (or `repository@sha256:...`)."""
 
 
-def plan_images(settings: AirflowSettings) -> tuple[ImagePin, ...]:
-    assert settings.image is not None and settings.database is not None
-    airflow = f"{settings.image.repository}:{settings.image.tag}"
+def airflow_image(settings: AirflowSettings) -> str:
+    """The Airflow image reference: by digest when the stack pins one, else `repository:tag`."""
+    assert settings.image is not None
     if settings.image.digest:
-        airflow = f"{settings.image.repository}@{settings.image.digest}"
+        return f"{settings.image.repository}@{settings.image.digest}"
+    return f"{settings.image.repository}:{settings.image.tag}"
+
+
+def plan_images(settings: AirflowSettings) -> tuple[ImagePin, ...]:
+    assert settings.database is not None
     pins = [
-        ImagePin("airflow (api-server, scheduler, dag-processor, triggerer, task pods, jobs)", airflow),
+        ImagePin(
+            "airflow (api-server, scheduler, dag-processor, triggerer, task pods, jobs)",
+            airflow_image(settings),
+        ),
         ImagePin("cloudflared (the tunnel to the API server)", settings.cloudflared_image),
     ]
     if settings.database.bundled_postgres:

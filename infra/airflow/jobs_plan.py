@@ -8,16 +8,17 @@ password would never apply). This Job:
   whether or not Helm waits for Jobs;
 - runs `users create` (a no-op when the user exists) then `users reset-password` (applies the
   current password), so running it again is harmless;
-- carries a digest of its inputs (user, password) on its pod template: a rotated password changes
-  the template, Pulumi replaces the Job, and the new password applies on that `pulumi up`.
+- names the user in its args and carries a digest of the password on its pod template (the component
+  adds it, `INPUTS_ANNOTATION`): a rotated password or another user changes the template, Pulumi
+  replaces the Job, and the new credential applies on that `pulumi up`.
 The password reaches only this Job (a secretKeyRef), never Airflow's long-running pods or task pods.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
+from infra.airflow.images import airflow_image
 from infra.airflow.kubernetes_plan import (
     FAB_AUTH_MANAGER,
     TRIGGER_PASSWORD_ENV,
@@ -43,22 +44,14 @@ def bootstrap_args(settings: AirflowSettings) -> list[str]:
     return ["bash", "-c", BOOTSTRAP_SCRIPT, settings.trigger_api_user]
 
 
-def inputs_digest(username: str, password: str) -> str:
-    """What changes the Job's template when the trigger user's credential changes."""
-    return hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
-
-
 def bootstrap_job_name(settings: AirflowSettings) -> str:
     return f"{settings.release_name}-airgate-bootstrap"
 
 
-def bootstrap_job_manifest(settings: AirflowSettings, digest: str = "") -> dict[str, Any]:
-    """`digest` is `inputs_digest(...)`; the component fills it from the password it holds."""
+def bootstrap_job_manifest(settings: AirflowSettings) -> dict[str, Any]:
+    """The Job without its `INPUTS_ANNOTATION`: the component adds it from the password it holds."""
     assert settings.image is not None
     names = secret_names(settings)
-    image = f"{settings.image.repository}:{settings.image.tag}"
-    if settings.image.digest:
-        image = f"{settings.image.repository}@{settings.image.digest}"
     labels = {**airflow_pod_labels(settings), "component": "airgate-bootstrap"}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "OnFailure",
@@ -67,7 +60,7 @@ def bootstrap_job_manifest(settings: AirflowSettings, digest: str = "") -> dict[
         "containers": [
             {
                 "name": "bootstrap",
-                "image": image,
+                "image": airflow_image(settings),
                 "imagePullPolicy": settings.image.pull_policy,
                 "args": bootstrap_args(settings),
                 "env": [
@@ -107,7 +100,7 @@ def bootstrap_job_manifest(settings: AirflowSettings, digest: str = "") -> dict[
         "spec": {
             "backoffLimit": 6,
             "template": {
-                "metadata": {"labels": labels, "annotations": {INPUTS_ANNOTATION: digest}},
+                "metadata": {"labels": labels},
                 "spec": pod_spec,
             },
         },

@@ -27,7 +27,7 @@ from typing import Any
 
 from infra.airflow.connections import ConnectionPlan
 from infra.airflow.sign_in import CLIENT_SECRET_ENV
-from infra.config.airflow_model import AirflowSettings
+from infra.config.airflow_model import AirflowSettings, Component
 from infra.config.model import StackConfig
 
 API_SERVER_PORT = 8080
@@ -100,8 +100,8 @@ def airflow_pod_labels(settings: AirflowSettings) -> dict[str, str]:
     return {"tier": "airflow", "release": settings.release_name}
 
 
-def _resources(settings: AirflowSettings, component: str) -> dict[str, Any] | None:
-    chosen = settings.resources.get(component)  # type: ignore[call-overload]
+def _resources(settings: AirflowSettings, component: Component) -> dict[str, Any] | None:
+    chosen = settings.resources.get(component)
     if chosen is None:
         return None
     resources: dict[str, Any] = {"requests": {"cpu": chosen.cpu, "memory": chosen.memory}}
@@ -110,12 +110,12 @@ def _resources(settings: AirflowSettings, component: str) -> dict[str, Any] | No
     return resources
 
 
-def task_runners(settings: AirflowSettings) -> tuple[str, ...]:
+def task_runners(settings: AirflowSettings) -> tuple[Component, ...]:
     """The chart components whose pods run task code (and so need the gateway connections):
     Kubernetes and Celery tasks run in `workers` pods (the pod template, or Celery workers); the
     LocalExecutor runs them inside the scheduler; deferred tasks resume in the triggerer."""
     executors = settings.executor.split(",")
-    runners = {"triggerer"}
+    runners: set[Component] = {"triggerer"}
     if "KubernetesExecutor" in executors or "CeleryExecutor" in executors:
         runners.add("workers")
     if "LocalExecutor" in executors:
@@ -199,7 +199,7 @@ def plan_helm_values(
         },
         "workers": {},
     }
-    chart_keys = {
+    chart_keys: dict[Component, str] = {
         "api_server": "apiServer",
         "scheduler": "scheduler",
         "dag_processor": "dagProcessor",

@@ -15,9 +15,10 @@ from infra.airflow.database_plan import metadata_url, postgres_manifests
 from infra.airflow.images import ImagePin, plan_images
 from infra.airflow.jobs_plan import bootstrap_job_manifest
 from infra.airflow.kubernetes_plan import SecretNames, direct_manifests, plan_helm_values, secret_names
-from infra.airflow.sign_in import SignInPlan, plan_sign_in, webserver_config
+from infra.airflow.sign_in import plan_sign_in, webserver_config
 from infra.airflow.tunnel_plan import TunnelPlan, plan_tunnel
 from infra.config.model import StackConfig
+from infra.stack_plan import UNPROTECTED, Protection
 
 
 @dataclass(frozen=True)
@@ -31,15 +32,6 @@ class TriggerIdentityPlan:
     secret version only together with the previous secret's expiry."""
     api_user: str
     password_version: int
-
-
-@dataclass(frozen=True)
-class Protection:
-    """`protect`: refuse to delete in `pulumi up/destroy` (prod). `retain`: resource roles whose
-    deletion would lose what a re-create cannot bring back, kept in the cluster if Pulumi drops them."""
-
-    protect: bool
-    retain: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -60,9 +52,12 @@ class KubernetesPlan:
     bootstrap_job: dict[str, Any]
     postgres_url_template: str | None
     """The bundled database's URL with `{password}` to fill (None with an external database)."""
-    external_database: bool
-    sign_in: SignInPlan
-    protection: Protection
+    cluster_protection: Protection
+    """The namespace, the Helm release and the fernet key's random bytes."""
+    fernet_protection: Protection
+    """The fernet key's Secret."""
+    database_protection: Protection
+    """The bundled database's StatefulSet."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +79,7 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
     if settings.runtime != "kubernetes":
         return AirflowPlan(tuple(connections), ids, None, None, None, ())
     assert settings.chart is not None and settings.database is not None
-    sign_in = plan_sign_in(config)
-    # Retained where losing it loses data: the fernet key's Secret (without it the connections and
-    # variables in the metadata database cannot be decrypted) and the bundled database. The bundled
-    # database's volume also outlives its StatefulSet by the StatefulSet's own retention policy.
-    retain = {"fernet-key", "postgres"} if config.protected else set()
+    protected = config.protected
     kubernetes = KubernetesPlan(
         namespace=settings.namespace,
         release_name=settings.release_name,
@@ -98,16 +89,29 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
         kube_context=settings.kubernetes.context,
         secret_names=secret_names(settings),
         connection_env_names=tuple(plan.env_name for plan in connections),
-        helm_values=plan_helm_values(config, connections, webserver_config(sign_in)),
+        helm_values=plan_helm_values(config, connections, webserver_config(plan_sign_in(config))),
         manifests=tuple(direct_manifests(config, connections)),
         postgres=tuple(postgres_manifests(settings)) if settings.database.bundled_postgres else (),
         bootstrap_job=bootstrap_job_manifest(settings),
         postgres_url_template=metadata_url(settings, "{password}")
         if settings.database.bundled_postgres
         else None,
-        external_database=settings.database.url is not None,
-        sign_in=sign_in,
-        protection=Protection(protect=config.protected, retain=frozenset(retain)),
+        cluster_protection=_protection(
+            protected,
+            "deleting the namespace or the release takes every Airflow pod with it; the fernet key's "
+            "random bytes are the key",
+        ),
+        # Retained where losing it loses data, which a re-create cannot bring back. The bundled
+        # database's volume also outlives its StatefulSet by the StatefulSet's own retention policy.
+        fernet_protection=_protection(
+            protected,
+            "without the fernet key the connections and variables in the metadata database cannot "
+            "be decrypted",
+            retain=True,
+        ),
+        database_protection=_protection(
+            protected, "the bundled database holds Airflow's metadata, connections and runs", retain=True
+        ),
     )
     trigger = TriggerIdentityPlan(
         account_id=config.account_id,
@@ -126,3 +130,9 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
         kubernetes=kubernetes,
         images=plan_images(settings),
     )
+
+
+def _protection(protected: bool, why: str, *, retain: bool = False) -> Protection:
+    """Only a protected stack (`StackConfig.protected`: prod unless `protect` says otherwise) holds
+    on to its resources; elsewhere Pulumi may replace or delete anything."""
+    return Protection(protect=True, retain_on_delete=retain, why=why) if protected else UNPROTECTED

@@ -145,7 +145,6 @@ def wire_airflow(
             plan=plan.kubernetes,
             connection_values=values,
             tunnel_token=tunnel.connector_token,
-            trigger_api_user=plan.trigger.api_user,
             trigger_api_password=trigger.api_password,
             sign_in_client_secret=config.require_secret(settings.sign_in.client_secret.secret),
             database_url=config.require_secret(database.url.secret)

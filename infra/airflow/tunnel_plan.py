@@ -25,9 +25,9 @@ class TunnelPlan:
     ingress: tuple[dict[str, str], ...]
     ui_groups: tuple[str, ...]
     ui_emails: tuple[str, ...]
-    account_id: str = ""
-    zone_id: str = ""
-    roles_claim: str = "groups"
+    account_id: str
+    zone_id: str
+    roles_claim: str
     """The IdP claim Access matches `ui_groups` against."""
 
 

@@ -42,9 +42,7 @@ def _pinned_tag(image: str) -> str:
 
 
 PinnedImage = Annotated[str, Field(pattern=PINNED_IMAGE), AfterValidator(_pinned_tag)]
-AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer")
 AirflowRole = Literal["Admin", "Op", "User", "Viewer"]
-COMPONENTS = ("api_server", "scheduler", "dag_processor", "triggerer", "workers")
 Component = Literal["api_server", "scheduler", "dag_processor", "triggerer", "workers"]
 EXACT_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 HOSTNAME = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")

@@ -1,12 +1,15 @@
 """Makes the local trigger gateway's Airflow account exist with the current password (one process:
 `airflow users create` + `reset-password` would start Airflow twice). The same two steps as the
 bootstrap Job on Kubernetes (infra/airflow/jobs_plan.py). Run by `airgate up` after the migration:
-`python -m infra.local.airflow_users <username>` with the password in $AIRGATE_TRIGGER_API_PASSWORD."""
+`python -m infra.local.airflow_users <username>` with the password in the environment variable
+`TRIGGER_PASSWORD_ENV` names (the one the bootstrap Job reads it from)."""
 
 from __future__ import annotations
 
 import os
 import sys
+
+from infra.airflow.kubernetes_plan import TRIGGER_PASSWORD_ENV
 
 
 def ensure_user(username: str, password: str, role: str = "User") -> None:
@@ -26,4 +29,4 @@ def ensure_user(username: str, password: str, role: str = "User") -> None:
 
 
 if __name__ == "__main__":
-    ensure_user(sys.argv[1], os.environ["AIRGATE_TRIGGER_API_PASSWORD"])
+    ensure_user(sys.argv[1], os.environ[TRIGGER_PASSWORD_ENV])

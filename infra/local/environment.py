@@ -5,6 +5,7 @@ with a hint, and keep the state folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from infra.airflow.kubernetes_plan import TRIGGER_PASSWORD_ENV
 from infra.build.artifacts import write_build
 from infra.config.loader import PROJECT_ROOT, LoadedStack
 from infra.local import health
@@ -36,6 +38,8 @@ from infra.local.secrets import load_existing, load_or_create
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".state" / "local"
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 GROUP_ORDER = ("identity", "upstreams", "airflow", "gateways")
+ACCOUNT_MARKER = "airgate-trigger-account.sha256"
+"""In the Airflow home: the digest of the user and password the trigger account was last set to."""
 STARTUP_TIMEOUT = {"identity": 30.0, "upstreams": 15.0, "airflow": 120.0, "gateways": 60.0}
 HINTS = {
     "oidc": "the OpenID provider runs on Node 22 from node_modules: run ./dev setup",
@@ -126,6 +130,9 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
     _write_files(plan)
 
     airflow_env = next(c.env for c in plan.components if c.group == "airflow")
+    home = Path(airflow_env["AIRFLOW_HOME"])
+    # The local database is Airflow's default SQLite file in its home: a new one has no account yet.
+    new_database = not (home / "airflow.db").exists()
     with console.status("preparing Airflow's metadata database"):
         migrate = subprocess.run(  # noqa: S603 - our venv's airflow
             [str(AIRFLOW_BIN), "db", "migrate"],
@@ -135,23 +142,7 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
         )
     if migrate.returncode != 0:
         raise LocalStartError("airflow db migrate failed", "airflow-api-server", migrate.stdout[-3000:])
-    with console.status("preparing the trigger gateway's Airflow account"):
-        account = subprocess.run(  # noqa: S603 - our venv's python
-            [sys.executable, "-m", "infra.local.airflow_users", AIRFLOW_ADMIN],
-            env={
-                **os.environ,
-                **airflow_env,
-                "AIRGATE_TRIGGER_API_PASSWORD": plan.secrets["airflow-admin-password"],
-            },
-            capture_output=True,
-            text=True,
-        )
-    if account.returncode != 0:
-        raise LocalStartError(
-            "creating the trigger gateway's Airflow account failed",
-            "airflow-api-server",
-            (account.stdout + account.stderr)[-3000:],
-        )
+    _ensure_trigger_account(plan, airflow_env, console, new_database=new_database)
 
     supervisor.write_config(plan.components)
     supervisor.start_daemon()
@@ -165,6 +156,34 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
         supervisor.shutdown()
         raise
     return Started(plan, time.monotonic() - began)
+
+
+def _ensure_trigger_account(
+    plan: LocalPlan, airflow_env: dict[str, str], console: Console, *, new_database: bool
+) -> None:
+    """Makes the trigger gateway's Airflow account exist with the local password. The password lives
+    in the state folder and rarely changes, and setting it starts Airflow once more (seconds): skipped
+    while the marker says this database already has this user with this password."""
+    password = plan.secrets["airflow-admin-password"]
+    marker = Path(airflow_env["AIRFLOW_HOME"]) / ACCOUNT_MARKER
+    wanted = hashlib.sha256(f"{AIRFLOW_ADMIN}\0{password}".encode()).hexdigest()
+    if not new_database and marker.exists() and marker.read_text() == wanted:
+        return
+    with console.status("preparing the trigger gateway's Airflow account"):
+        account = subprocess.run(  # noqa: S603 - our venv's python
+            [sys.executable, "-m", "infra.local.airflow_users", AIRFLOW_ADMIN],
+            env={**os.environ, **airflow_env, TRIGGER_PASSWORD_ENV: password},
+            capture_output=True,
+            text=True,
+        )
+    if account.returncode != 0:
+        raise LocalStartError(
+            "creating the trigger gateway's Airflow account failed",
+            "airflow-api-server",
+            (account.stdout + account.stderr)[-3000:],
+        )
+    marker.write_text(wanted)
+    marker.chmod(0o600)
 
 
 def _busy_ports(plan: LocalPlan) -> list[int]:

@@ -17,6 +17,7 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
 from infra.config.loader import PROJECT_ROOT
+from infra.local.logs import last_lines
 from infra.local.plan import Component
 
 
@@ -127,10 +128,8 @@ class Supervisor:
             time.sleep(0.1)
 
     def tail(self, name: str, lines: int = 40) -> str:
-        path = self.log_file(name)
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        # Only the file's end is read: a component's log may hold up to 20 MB.
+        return "\n".join(last_lines(self.log_file(name), lines).decode(errors="replace").splitlines())
 
 
 def _alive(pid: int) -> bool:

@@ -206,6 +206,16 @@ def test_a_rotated_trigger_password_replaces_the_bootstrap_job() -> None:
     assert len(digest) == 64 and "airflow-bootstrap" in RETAINED[id(first)].delete_before_replace
 
 
+def test_another_trigger_user_changes_the_bootstrap_jobs_spec() -> None:
+    # The password's digest is the only annotation: the user reaches the spec through the args.
+    loaded = load_stack("prod")
+    renamed = with_airflow(loaded, trigger_api_user="airgate-renamed")
+    before = planned(loaded).kubernetes.bootstrap_job  # type: ignore[union-attr]
+    after = planned(renamed).kubernetes.bootstrap_job  # type: ignore[union-attr]
+    assert before["spec"] != after["spec"]
+    assert after["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "airgate-renamed"
+
+
 def test_the_bootstrap_job_runs_after_migrations_and_reads_only_its_secrets() -> None:
     job = planned(load_stack("prod")).kubernetes.bootstrap_job  # type: ignore[union-attr]
     [container] = job["spec"]["template"]["spec"]["containers"]

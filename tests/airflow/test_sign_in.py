@@ -95,7 +95,7 @@ def test_the_api_server_gets_the_config_its_secret_and_the_public_scheme() -> No
     plan = plan_airflow("prod", PROD)
     assert plan is not None and plan.kubernetes is not None
     values = plan.kubernetes.helm_values
-    assert values["apiServer"]["apiServerConfig"] == webserver_config(plan.kubernetes.sign_in)
+    assert values["apiServer"]["apiServerConfig"] == webserver_config(plan_sign_in(PROD))
     [env] = values["apiServer"]["env"]
     assert env["name"] == CLIENT_SECRET_ENV
     assert env["valueFrom"]["secretKeyRef"]["name"] == plan.kubernetes.secret_names.sign_in

@@ -92,7 +92,8 @@ class Local:
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     state_dir = tmp_path_factory.mktemp("sign-in-state")
     result = subprocess.run(
-        [str(AIRGATE), "up", "--state-dir", str(state_dir), "--free-ports"],
+        # No sample DAG run: signing in needs only the environment up.
+        [str(AIRGATE), "up", "--state-dir", str(state_dir), "--free-ports", "--no-demo"],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200"},

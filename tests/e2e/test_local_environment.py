@@ -215,14 +215,16 @@ def airgate_run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def status_becomes(environment: Environment, client: str, path: str, status: int) -> bool:
+def status_becomes(
+    environment: Environment, client: str, path: str, status: int, gateway: str = "warehouse"
+) -> bool:
     """Polls one gateway call until it answers `status` (the control document is re-read each second)."""
     from infra.local import health
 
     token = environment.token(client)
 
     def answered() -> bool:
-        url = environment.plan.gateway_url("warehouse") + path
+        url = environment.plan.gateway_url(gateway) + path
         return demo.http("GET", url, headers={"authorization": f"Bearer {token}"}).status == status
 
     return health.wait_until(answered, 15, lambda: True)
@@ -257,15 +259,7 @@ def test_verify_fails_when_the_running_policy_is_broken_on_purpose(environment: 
     assert airgate_run("kill-switch", "ci", *state).returncode == 0
     try:
         # ci may read /v1/health at the ingest gateway only: wait until the switch reaches it.
-        from infra.local import health
-
-        token = environment.token("ci")
-        url = environment.plan.gateway_url("ingest") + "/v1/health"
-        assert health.wait_until(
-            lambda: demo.http("GET", url, headers={"authorization": f"Bearer {token}"}).status == 403,
-            15,
-            lambda: True,
-        )
+        assert status_becomes(environment, "ci", "/v1/health", 403, gateway="ingest")
         broken = airgate_run("verify", *state)
         assert broken.returncode == 1, broken.stdout
         assert (
