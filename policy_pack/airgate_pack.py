@@ -22,7 +22,7 @@ What differs from `airgate lint`:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,7 +44,8 @@ from infra.config.loader import STACKS_DIR, LoadedStack, load_stack
 from infra.plan.format import PLAN_FORMAT, PlanDocument, ResourceEntry
 from infra.plan.stack_facts import stack_sections
 from infra.rules import RULES, Finding, Rule, RuleConfig
-from infra.rules.view import SECRET_MASK, UNKNOWN, PlanView
+from infra.rules.model import INT_KEYS, SET_KEYS
+from infra.rules.view import SECRET_MASK, UNKNOWN, PlanView, kind_of
 
 PACK_NAME = "airgate"
 EDGE_GATEWAY = "airgate:edge:EdgeGateway"
@@ -53,12 +54,8 @@ SKIPPED_TYPES = ("pulumi:pulumi:Stack",)
 CONFIG_SCHEMA = PolicyConfigSchema(
     properties={
         "environment": {"type": "string", "enum": ["local", "dev", "staging", "prod"]},
-        "max_compatibility_age_days": {"type": "integer", "minimum": 1},
-        "max_service_token_hours": {"type": "integer", "minimum": 1},
-        "max_prod_body_bytes": {"type": "integer", "minimum": 1},
-        "allowed_upstream_domains": {"type": "array", "items": {"type": "string"}},
-        "admin_path_segments": {"type": "array", "items": {"type": "string"}},
-        "allow_deleting_classes": {"type": "array", "items": {"type": "string"}},
+        **{key: {"type": "integer", "minimum": 1} for key in INT_KEYS},
+        **{key: {"type": "array", "items": {"type": "string"}} for key in SET_KEYS},
         "exceptions": {
             "type": "object",
             "additionalProperties": {"type": "array", "items": {"type": "string"}},
@@ -117,7 +114,9 @@ def stack_name_of(resources: Sequence[PolicyResource], stack_tags: Mapping[str, 
     return stack_tags.get("pulumi:stack") or None
 
 
+@functools.lru_cache(maxsize=8)
 def _load(name: str | None, stacks_dir: Path) -> LoadedStack | None:
+    """Every policy of one run asks for the same stack: read and validate its file once."""
     if not name:
         return None
     try:
@@ -142,7 +141,7 @@ def plan_from_engine(
         assert isinstance(inputs, dict)
         custom = not resource.resource_type.startswith("airgate:")
         gateway = _gateway(resource)
-        kind = resource.resource_type.rsplit(":", 1)[-1]
+        kind = kind_of(resource.resource_type)
         if kind == "WorkersScript":
             _mask_secret_bindings(inputs)
             for binding in inputs.get("bindings") or []:
@@ -199,7 +198,7 @@ def make_validate(rule: Rule) -> Any:
         config = dict(args.get_config() or {})
         document = plan_from_engine(args.resources, config, args.stack_tags)
         view = PlanView(document)
-        run = RuleConfig.from_mapping(config, today=dt.datetime.now(dt.UTC).date())
+        run = RuleConfig.from_mapping(config)
         for finding in rule.check(view, run.resolve(view.review)):
             if finding.severity == "error":
                 report_violation(f"{finding.message}. Fix: {finding.fix}", _urn_of(args.resources, finding))

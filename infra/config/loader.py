@@ -8,7 +8,7 @@ and this loader checks that those keys are stored encrypted (`secure:`), never i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class LoadedStack:
     """Secret keys the config refers to that are not set yet (only the local stack may leave them)."""
     other_config: Mapping[str, Any]
     """Non-airgate keys (e.g. `kubernetes:context`), handed to Pulumi untouched."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """The `airgate:` settings `config` was validated from, keys without the prefix: the
+    `airgate:extends` file with the stack's own keys merged over it, secrets left out. Read-only."""
 
     @property
     def relative_path(self) -> str:
@@ -112,7 +115,7 @@ def load_stack(name: str, stacks_dir: Path = STACKS_DIR) -> LoadedStack:
         raise ConfigError(shown, problems) from None
 
     missing = tuple(sorted(key for key in referenced_secrets(config) if key not in secret_keys))
-    return LoadedStack(name, path, config, frozenset(secret_keys), missing, other)
+    return LoadedStack(name, path, config, frozenset(secret_keys), missing, other, document)
 
 
 def edge_secret_keys(config: StackConfig) -> set[str]:

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config.loader import deep_merge
 from infra.config.model import StackConfig
 from infra.plan.format import PlanDocument
 from infra.rules.view import kind_of
@@ -118,11 +117,12 @@ def derive_stack_file(
     from the environment.
 
     Airflow is left out unless asked for: a test stack's gateways then use the base's Airflow as
-    their upstream. The file then names no shared file: it holds the merged settings (`shared`, the
-    base's `airgate:extends` file, under the base's own) without the `airflow` section. It never
-    writes a null: `pulumi config set` stores a null as "" when it rewrites the file
-    (pulumi/pulumi#19483), which the loader would refuse. With Airflow, the namespace and both
-    tunnel hostnames get the stack's name too, so two pull requests never share a release."""
+    their upstream. The file then names no shared file: it holds the base's merged settings
+    (`shared`: `LoadedStack.settings`, its `airgate:extends` file under its own keys, as the loader
+    merged them) without the `airflow` section. It never writes a null: `pulumi config set` stores
+    a null as "" when it rewrites the file (pulumi/pulumi#19483), which the loader would refuse.
+    With Airflow, the namespace and both tunnel hostnames get the stack's name too, so two pull
+    requests never share a release."""
     if base.protected or base.environment == "prod":
         raise EphemeralError(
             f"stack {base_name!r} is protected ({base.environment}); derive test stacks from dev or staging"
@@ -172,14 +172,17 @@ def derive_stack_file(
     return {"config": config}
 
 
-def _inline_without_airflow(config: Mapping[str, Any], shared: Mapping[str, Any] | None) -> dict[str, Any]:
+def _inline_without_airflow(config: Mapping[str, Any], settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The file's other keys, then the loader's merged `airgate:` settings (so the merge is
+    written once), less Airflow and Logpush (secrets are never among them)."""
     prefix = "airgate:"
-    own = {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
     others = {key: value for key, value in config.items() if not key.startswith(prefix)}
-    if own.pop("extends", None) is not None:
-        own = deep_merge(copy.deepcopy(dict(shared or {})), own)
-    own.pop("airflow", None)
-    return {**others, **{f"{prefix}{key}": value for key, value in own.items()}}
+    own = {
+        f"{prefix}{key}": copy.deepcopy(value)
+        for key, value in (settings or {}).items()
+        if key not in ("airflow", "logpush")
+    }
+    return {**others, **own}
 
 
 def _null_paths(node: Any, trail: str = "") -> Iterable[str]:
@@ -241,13 +244,18 @@ def collisions(plan: PlanDocument, others: Iterable[PlanDocument]) -> list[str]:
 # --- caps ---------------------------------------------------------------------------------------
 
 
-def needed_from_plan(plan: PlanDocument) -> dict[str, int]:
-    needed = dict.fromkeys(CAPS, 0)
-    for resource in plan["resources"]:
-        kind = CAP_KINDS.get(kind_of(resource["type"]))
+def count_caps(resource_types: Iterable[str]) -> dict[str, int]:
+    """How many of each capped kind these resource types (a plan's or a state's) hold."""
+    counts = dict.fromkeys(CAPS, 0)
+    for resource_type in resource_types:
+        kind = CAP_KINDS.get(kind_of(resource_type))
         if kind:
-            needed[kind] += 1
-    return needed
+            counts[kind] += 1
+    return counts
+
+
+def needed_from_plan(plan: PlanDocument) -> dict[str, int]:
+    return count_caps(resource["type"] for resource in plan["resources"])
 
 
 def check_caps(

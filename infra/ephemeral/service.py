@@ -16,8 +16,6 @@ import yaml
 
 from infra.config.loader import load_stack, referenced_secrets, stack_file
 from infra.ephemeral.model import (
-    CAP_KINDS,
-    CAPS,
     TAG_BASE,
     TAG_WITH_AIRFLOW,
     EphemeralError,
@@ -25,6 +23,7 @@ from infra.ephemeral.model import (
     SweepDecision,
     check_caps,
     collisions,
+    count_caps,
     derive_stack_file,
     derived_header,
     destroy_refusal,
@@ -83,7 +82,7 @@ def create(
     base_loaded = load_stack(base, stacks_dir)
     base_document = yaml.safe_load(stack_file(base, stacks_dir).read_text())
     derived = derive_stack_file(
-        base_document, base_loaded.config, base, pr, with_airflow, shared_of(base_document, stacks_dir)
+        base_document, base_loaded.config, base, pr, with_airflow, base_loaded.settings
     )
     target = stack_file(name, stacks_dir)
     target.write_text(derived_header(base, pr) + yaml.safe_dump(derived, sort_keys=False))
@@ -105,12 +104,7 @@ def create(
 
     needed = needed_from_plan(plan)
     exists = name in workspace.list_stacks()
-    ours = dict.fromkeys(CAPS, 0)
-    if exists:
-        for resource in workspace.state_resources(name):
-            kind = CAP_KINDS.get(str(resource.get("type", "")).rsplit(":", 1)[-1])
-            if kind:
-                ours[kind] += 1
+    ours = count_caps(str(r.get("type", "")) for r in (workspace.state_resources(name) if exists else []))
     problems = check_caps(usage.in_use(), needed, ours)
     if problems:
         raise EphemeralError("account caps would be exceeded: " + "; ".join(problems))
@@ -127,15 +121,6 @@ def create(
         workspace.set_secret(name, f"airgate:{key}", environ[secret_env_name(key)])
     result.changes = workspace.up(name)
     return result
-
-
-def shared_of(base_document: Mapping[str, Any], stacks_dir: Path) -> dict[str, Any] | None:
-    """The file a base stack names with `airgate:extends` (the loader checked it exists)."""
-    name = (base_document.get("config") or {}).get("airgate:extends")
-    if not isinstance(name, str):
-        return None
-    loaded = yaml.safe_load((stacks_dir / name).read_text())
-    return dict(loaded) if isinstance(loaded, dict) else None
 
 
 def facts_of(
@@ -183,7 +168,7 @@ def _ensure_stack_file(workspace: StackWorkspace, name: str, stacks_dir: Path, f
         base,
         int(name.split("-", 1)[1]),
         with_airflow,
-        shared_of(document, stacks_dir),
+        base_loaded.settings,
     )
     stack_file(name, stacks_dir).write_text(derived_header(base, int(name[3:])) + yaml.safe_dump(derived))
 

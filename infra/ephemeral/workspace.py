@@ -148,15 +148,13 @@ class StateUsage:
         self.workspace = workspace
 
     def in_use(self) -> dict[str, int]:
-        from infra.ephemeral.model import CAP_KINDS, CAPS
+        from infra.ephemeral.model import count_caps
 
-        counts = dict.fromkeys(CAPS, 0)
-        for stack in self.workspace.list_stacks():
-            for resource in self.workspace.state_resources(stack):
-                kind = CAP_KINDS.get(str(resource.get("type", "")).rsplit(":", 1)[-1])
-                if kind:
-                    counts[kind] += 1
-        return counts
+        return count_caps(
+            str(resource.get("type", ""))
+            for stack in self.workspace.list_stacks()
+            for resource in self.workspace.state_resources(stack)
+        )
 
 
 def usage_source(workspace: StackWorkspace, account_id: str) -> AccountUsage:

@@ -15,7 +15,6 @@ from infra.plan.runner import RecordedResource, Recording, is_secret
 from infra.plan.stack_facts import stack_sections
 from infra.policy.compiler import access_matrix, compile_stack
 
-FORMAT = PLAN_FORMAT
 EDGE_GATEWAY_TYPE = "airgate:edge:EdgeGateway"
 
 
@@ -83,7 +82,7 @@ def plan_document(loaded: LoadedStack, recording: Recording) -> PlanDocument:
     resources.sort(key=lambda r: (r["gateway"] or "", r["parent"] or "", r["type"], r["name"]))
     policies = compile_stack(stack)
     document: PlanDocument = {
-        "format": FORMAT,
+        "format": PLAN_FORMAT,
         "project": "airgate",
         "stack": loaded.name,
         "environment": stack.environment,

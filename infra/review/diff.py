@@ -20,7 +20,7 @@ the risky list. What is risky, and how much:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Literal
 
 from infra.config.patterns import parse_pattern
@@ -44,12 +44,11 @@ from infra.plan.format import (
 from infra.review.coverage import widens
 from infra.review.replacements import REPLACE_ON
 from infra.rules import RuleConfig, evaluate
-from infra.rules.view import SECRET_MASK, GatewayFacts, PlanView, Resource
+from infra.rules.view import MEMBER_KINDS, SECRET_MASK, GatewayFacts, PlanView, Resource
 
 __all__ = ["DIFF_FORMAT", "diff_plans", "diff_sets", "grant_changes"]
 
 EMPTY: PlanDocument = {"format": "", "stack": "", "environment": "", "resources": []}
-MEMBER_KINDS = ("groups", "emails", "service_tokens", "oidc_clients")
 LIMIT_KEYS = ("max_body_bytes", "max_header_bytes", "max_token_bytes")
 
 
@@ -119,10 +118,11 @@ def _top(path: str) -> str:
 GrantKey = tuple[str, str, str]  # role, gateway, path shape
 
 
-def _grants(doc: PlanDocument | None) -> dict[GrantKey, MatrixEntry]:
-    """(role, gateway, shape) -> the row (methods merged when two routes share a shape)."""
+def grant_index(rows: Iterable[MatrixEntry]) -> dict[GrantKey, MatrixEntry]:
+    """Access-matrix rows -> (role, gateway, shape) -> the row (methods merged when two routes
+    share a shape)."""
     found: dict[GrantKey, MatrixEntry] = {}
-    for row in (doc or EMPTY).get("access_matrix") or []:
+    for row in rows:
         key = (row["role"], row["gateway"], shape(row["path"]))
         if key in found:
             merged = sorted(set(found[key]["methods"]) | set(row["methods"]))
@@ -133,7 +133,8 @@ def _grants(doc: PlanDocument | None) -> dict[GrantKey, MatrixEntry]:
 
 
 def grant_changes(base: PlanDocument | None, head: PlanDocument | None, prod: bool) -> list[Change]:
-    old, new = _grants(base), _grants(head)
+    old = grant_index((base or EMPTY).get("access_matrix") or [])
+    new = grant_index((head or EMPTY).get("access_matrix") or [])
     changes: list[Change] = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key), new.get(key)
@@ -257,9 +258,9 @@ def _rate_change(
 # --- gateways: hostnames, upstreams, Access, fail-open, limits ----------------------------------
 
 
-def gateway_changes(base: PlanDocument | None, head: PlanDocument | None, prod: bool) -> list[Change]:
-    old = PlanView(base).gateways if base else {}
-    new = PlanView(head).gateways if head else {}
+def gateway_changes(base: PlanView | None, head: PlanView | None, prod: bool) -> list[Change]:
+    old = base.gateways if base is not None else {}
+    new = head.gateways if head is not None else {}
     changes: list[Change] = []
     for name in sorted(set(old) | set(new)):
         before, after = old.get(name), new.get(name)
@@ -445,10 +446,9 @@ def token_changes(old: Mapping[str, Any], new: Mapping[str, Any], prod: bool) ->
 # --- resources ----------------------------------------------------------------------------------
 
 
-def resource_changes(base: PlanDocument | None, head: PlanDocument | None) -> list[Change]:
-    old_view, new_view = PlanView(base or EMPTY), PlanView(head or EMPTY)
-    old = {(r.type, r.name): r for r in old_view.resources if r.custom}
-    new = {(r.type, r.name): r for r in new_view.resources if r.custom}
+def resource_changes(base: PlanView | None, head: PlanView | None) -> list[Change]:
+    old = {(r.type, r.name): r for r in base.resources if r.custom} if base is not None else {}
+    new = {(r.type, r.name): r for r in head.resources if r.custom} if head is not None else {}
     changes: list[Change] = []
     for key in sorted(set(old) | set(new), key=lambda k: (k[1], k[0])):
         before, after = old.get(key), new.get(key)
@@ -468,7 +468,7 @@ def resource_changes(base: PlanDocument | None, head: PlanDocument | None) -> li
             reasons = []
             if before.protect:
                 reasons.append(reason("deletes a protected resource", CRITICAL))
-            if _holds_data(old_view, before):
+            if base is not None and _holds_data(base, before):
                 reasons.append(reason("deletes stored data (KV / Durable Objects)", CRITICAL))
             changes.append(make_change("resources", "delete", subject, reasons, keys=[], **fields))
             continue
@@ -480,7 +480,7 @@ def resource_changes(base: PlanDocument | None, head: PlanDocument | None) -> li
         tops = {_top(k) for k in changed} | {k for k in changed if "." in k}
         replace = moved or bool(tops & REPLACE_ON.get(current.kind, frozenset()))
         reasons = []
-        if replace and (before.protect or _holds_data(old_view, before)):
+        if replace and (before.protect or (base is not None and _holds_data(base, before))):
             reasons.append(
                 reason("replaces a protected or data-holding resource (delete + create)", CRITICAL)
             )
@@ -511,10 +511,10 @@ def resource_changes(base: PlanDocument | None, head: PlanDocument | None) -> li
 
 
 def finding_changes(
-    base: PlanDocument | None, head: PlanDocument | None, config: RuleConfig
+    base: PlanView | None, head: PlanView | None, config: RuleConfig
 ) -> tuple[list[Change], list[dict[str, Any]]]:
-    before = {f.key: f for f in evaluate(base, config)} if base else {}
-    after = {f.key: f for f in evaluate(head, config)} if head else {}
+    before = {f.key: f for f in evaluate(base, config)} if base is not None else {}
+    after = {f.key: f for f in evaluate(head, config)} if head is not None else {}
     introduced = []
     for key in sorted(set(after) - set(before)):
         finding = after[key]
@@ -547,15 +547,18 @@ def diff_plans(
     """One stack's diff. Prod risk rules follow HEAD's environment (or BASE's when removed)."""
     rules = config or RuleConfig()
     current: PlanDocument = head or base or EMPTY
-    prod = PlanView(current).is_prod
-    findings, resolved = finding_changes(base, head, rules)
+    # One view per side, shared by every section and the rules (each builds indexes once).
+    old_view = PlanView(base) if base else None
+    new_view = PlanView(head) if head else None
+    prod = (new_view or old_view or PlanView(EMPTY)).is_prod
+    findings, resolved = finding_changes(old_view, new_view, rules)
     sections: dict[str, list[Change]] = {
         "grants": grant_changes(base, head, prod),
         "routes": route_changes(base, head, prod),
-        "gateways": gateway_changes(base, head, prod),
+        "gateways": gateway_changes(old_view, new_view, prod),
         "dag_grants": dag_changes(base, head, prod),
         "identities": identity_changes(base, head, prod),
-        "resources": resource_changes(base, head),
+        "resources": resource_changes(old_view, new_view),
         "findings": findings,
     }
     versions_before = {g: p.get("version") for g, p in ((base or EMPTY).get("policies") or {}).items()}
@@ -614,17 +617,32 @@ def _failures(errors: Mapping[str, str]) -> list[Failure]:
     return failures
 
 
+def merge_across(
+    stacks: Iterable[StackDiff], section: str, key: Callable[[Change], Hashable]
+) -> list[Change]:
+    """A list's changes across stacks, each once (by `key`) with the stacks it touches, in
+    first-seen order."""
+    merged: dict[Hashable, Change] = {}
+    for stack in stacks:
+        items: list[Change] = stack[section]  # type: ignore[literal-required]
+        for item in items:
+            found = key(item)
+            if found in merged:
+                merged[found]["stacks"] = [*merged[found].get("stacks", []), stack["stack"]]
+            else:
+                merged[found] = {**item, "stacks": [stack["stack"]]}
+    return list(merged.values())
+
+
 def merge_risky(stacks: Iterable[StackDiff]) -> list[Change]:
     """Each risky change once, with every stack it touches, most severe first."""
-    merged: dict[tuple[str, str, str, tuple[str, ...]], Change] = {}
-    for stack in stacks:
-        for item in stack["risky"]:
-            key = (item["section"], item["change"], item["subject"], tuple(item["reasons"]))
-            if key in merged:
-                merged[key]["stacks"] = [*merged[key].get("stacks", []), stack["stack"]]
-            else:
-                merged[key] = {**item, "stacks": [stack["stack"]]}
-    return _by_severity(merged.values())
+    return _by_severity(
+        merge_across(
+            stacks,
+            "risky",
+            lambda item: (item["section"], item["change"], item["subject"], tuple(item["reasons"])),
+        )
+    )
 
 
 def diff_sets(

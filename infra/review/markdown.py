@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from infra.plan.format import CRITICAL, HIGH, MEDIUM, Change, DiffReport, StackDiff
-from infra.review.diff import merge_risky, shape
+from infra.plan.format import CRITICAL, HIGH, MEDIUM, Change, DiffReport, MatrixEntry, StackDiff
+from infra.review.diff import GrantKey, grant_index, merge_across
 
 MARKER = "<!-- airgate-diff -->"
 MAX_CHARS = 60_000
@@ -149,16 +149,9 @@ def _stacks(item: Change, total: int) -> str:
 
 def merge_all(stacks: list[StackDiff], section: str) -> list[Change]:
     """A section's changes across stacks, each once with the stacks it touches, in first-seen order."""
-    merged: dict[tuple[str, str, str], Change] = {}
-    for stack in stacks:
-        items: list[Change] = stack[section]  # type: ignore[literal-required]
-        for item in items:
-            key = (item["change"], item["subject"], ",".join(item.get("keys") or []))
-            if key in merged:
-                merged[key]["stacks"] = [*merged[key].get("stacks", []), stack["stack"]]
-            else:
-                merged[key] = {**item, "stacks": [stack["stack"]]}
-    return list(merged.values())
+    return merge_across(
+        stacks, section, lambda item: (item["change"], item["subject"], ",".join(item.get("keys") or []))
+    )
 
 
 # --- the picture ------------------------------------------------------------------------------
@@ -184,12 +177,9 @@ def mermaid(stack: StackDiff, edge_limit: int | None) -> list[str]:
     if not gateways:
         return []
 
-    def rows(side: str) -> dict[tuple[str, str, str], dict[str, Any]]:
-        found: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for r in stack["matrix"][side]:  # type: ignore[literal-required]
-            if r["gateway"] in gateways:
-                found[(r["role"], r["gateway"], shape(r["path"]))] = dict(r)
-        return found
+    def rows(side: str) -> dict[GrantKey, MatrixEntry]:
+        matrix: list[MatrixEntry] = stack["matrix"][side]  # type: ignore[literal-required]
+        return grant_index(r for r in matrix if r["gateway"] in gateways)
 
     base, head = rows("base"), rows("head")
     keys = sorted(
@@ -385,8 +375,6 @@ def render_markdown(report: DiffReport, full_json: str | None = None) -> str:
     """The comment text, always under MAX_CHARS characters."""
     if not report["changed"]:
         return no_change_line(report)
-    if not report.get("risky_changes") and report["risky"]:
-        report = {**report, "risky_changes": merge_risky(report["stacks"])}
     summary = _summary(report, full_json)
     footer = ["<sub>Secret values are masked on both sides, so a changed secret value does not show.</sub>"]
     for limit in ITEM_LIMITS:

@@ -1,8 +1,9 @@
 """The vocabulary of the rules: a finding, a rule and the knobs a team may turn.
 
-Thresholds come from three places, the later winning: the defaults here, the stack's `review:`
-section (carried in the plan document), and the run (`airgate lint --threshold`, the CrossGuard
-pack's config). `RuleConfig` is what a run sets; `Thresholds` is what a rule reads for one stack.
+Thresholds come from three places, the later winning: the defaults (`ReviewSettings`, what a stack's
+`review:` section holds when it sets nothing), the stack's `review:` section (carried in the plan
+document), and the run (`airgate lint --threshold`, the CrossGuard pack's config). `RuleConfig` is
+what a run sets; `Thresholds` is what a rule reads for one stack.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from infra.config.sections import ReviewSettings
+
 if TYPE_CHECKING:
     from infra.rules.view import PlanView
 
 Severity = Literal["error", "warning"]
+_DEFAULTS = ReviewSettings()
+"""The stack's `review:` section when it sets nothing: the one place the defaults are written."""
 
 
 @dataclass(frozen=True, order=True)
@@ -48,11 +53,11 @@ class Thresholds:
     """The resolved knobs for one stack."""
 
     today: dt.date
-    max_compatibility_age_days: int = 365
-    max_service_token_hours: int = 8760
-    max_prod_body_bytes: int = 10 * 1024 * 1024
-    allowed_upstream_domains: frozenset[str] = frozenset()
-    admin_path_segments: frozenset[str] = frozenset({"admin"})
+    max_compatibility_age_days: int = _DEFAULTS.max_compatibility_age_days
+    max_service_token_hours: int = _DEFAULTS.max_service_token_hours
+    max_prod_body_bytes: int = _DEFAULTS.max_prod_body_bytes
+    allowed_upstream_domains: frozenset[str] = frozenset(_DEFAULTS.allowed_upstream_domains)
+    admin_path_segments: frozenset[str] = frozenset(_DEFAULTS.admin_path_segments)
     exceptions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     allow_deleting_classes: frozenset[str] = frozenset()
 

@@ -19,7 +19,6 @@ from infra.rules.view import (
     UNKNOWN,
     PlanView,
     known,
-    literal_prefix,
 )
 
 SECRET_NAME = re.compile(r"(secret|token|password|passwd|api[-_]?key|credential|private[-_]?key)", re.I)
@@ -51,12 +50,10 @@ def access_in_prod(view: PlanView, config: Thresholds) -> Iterator[Finding]:
     if not view.is_prod:
         return
     rule = "access-in-prod"
-    gateways = sorted(set(view.policies) | set(view.gateway_hosts))
-    for gateway in gateways:
-        hosts = view.gateway_hosts.get(gateway, [])
-        if not all(known(host) for host in hosts) or not known(view.access_destinations_raw):
+    for gateway, facts in view.gateways.items():
+        if facts.behind_access is None:
             continue  # a preview cannot tell yet; the plan after it will (never a false mandatory)
-        if not hosts:
+        if not facts.hosts:
             yield _finding(
                 rule,
                 "error",
@@ -65,15 +62,10 @@ def access_in_prod(view: PlanView, config: Thresholds) -> Iterator[Finding]:
                 gateway=gateway,
             )
             continue
-        routes = (view.policies.get(gateway) or {}).get("routes") or [{"name": "*", "pattern": "/**"}]
-        for host in hosts:
-            if view.access_covers(host) is not None:
-                continue
-            uncovered = [
-                str(route.get("name"))
-                for route in routes
-                if view.access_covers(host, literal_prefix(str(route.get("pattern", "/")))) is None
-            ]
+        if facts.behind_access:
+            continue
+        for host in facts.hosts:
+            uncovered = view.uncovered_routes(host, facts.routes)
             if not uncovered:
                 continue
             yield _finding(
@@ -374,7 +366,7 @@ def airflow_no_public_ingress(view: PlanView, config: Thresholds) -> Iterator[Fi
         for entry in ingresses if isinstance(ingresses, list) else []:
             if not isinstance(entry, dict) or not isinstance(entry.get("hostname"), str):
                 continue
-            if not known(entry["hostname"]) or not known(view.access_destinations_raw):
+            if not view.access_decidable([entry["hostname"]]):
                 continue  # a preview cannot tell yet
             service = str(entry.get("service", ""))
             if "airflow" not in (service + entry["hostname"]).lower():
@@ -476,11 +468,12 @@ def rule_ids() -> list[str]:
 
 
 def evaluate(
-    document: PlanDocument, config: RuleConfig | None = None, only: set[str] | None = None
+    document: PlanDocument | PlanView, config: RuleConfig | None = None, only: set[str] | None = None
 ) -> list[Finding]:
     """Every finding of every rule (or of `only`), errors first, in a stable order. Thresholds are
-    the run's (`config`) over the stack's own `review:` section."""
-    view = PlanView(document)
+    the run's (`config`) over the stack's own `review:` section. A caller that already has the
+    document's view passes it, so its indexes are built once."""
+    view = document if isinstance(document, PlanView) else PlanView(document)
     chosen = (config or RuleConfig()).resolve(view.review)
     findings = [
         finding for rule in RULES if only is None or rule.id in only for finding in rule.check(view, chosen)

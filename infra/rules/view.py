@@ -8,7 +8,7 @@ holds for every provider module and API version that spells them (e.g. `networki
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -25,6 +25,10 @@ MEMBER_KINDS: tuple[Literal["groups", "emails", "service_tokens", "oidc_clients"
     "service_tokens",
     "oidc_clients",
 )
+
+
+DEFAULT_ROUTES: tuple[dict[str, str], ...] = ({"name": "*", "pattern": "/**"},)
+"""What a gateway without routes answers: everything."""
 
 
 def kind_of(resource_type: str) -> str:
@@ -163,34 +167,47 @@ class PlanView:
         return hosts
 
     @cached_property
-    def access_destinations_raw(self) -> list[Any]:
-        """Every Access app's domain and destinations as given (to tell unknown ones apart)."""
-        raw: list[Any] = []
-        for app in self.of_kind("ZeroTrustAccessApplication", "AccessApplication"):
-            raw.append(app.inputs.get("domain"))
-            raw += list(app.inputs.get("destinations") or [])
-        return [item for item in raw if item is not None]
-
-    @cached_property
     def gateways(self) -> dict[str, GatewayFacts]:
         return gateway_facts(self)
 
     @cached_property
-    def access_destinations(self) -> list[tuple[Resource, str, str]]:
-        """(Access app, host pattern, path prefix) for every hostname an Access app guards."""
+    def _access(self) -> tuple[list[tuple[Resource, str, str]], bool]:
+        """One pass over the Access apps: what they guard, and whether all of it is known yet."""
         covered: list[tuple[Resource, str, str]] = []
+        all_known = True
         for app in self.of_kind("ZeroTrustAccessApplication", "AccessApplication"):
             uris: list[str] = []
-            if isinstance(app.inputs.get("domain"), str):
-                uris.append(app.inputs["domain"])
-            for destination in app.inputs.get("destinations") or []:
-                if isinstance(destination, dict) and isinstance(destination.get("uri"), str):
-                    uris.append(destination["uri"])
-            uris += [d for d in app.inputs.get("selfHostedDomains") or [] if isinstance(d, str)]
+            domain = app.inputs.get("domain")
+            if isinstance(domain, str):
+                uris.append(domain)
+            all_known &= domain is None or (isinstance(domain, str) and known(domain))
+            for key in ("destinations", "selfHostedDomains"):
+                given = app.inputs.get(key)
+                # A preview may hand over a whole list as the unknown marker (a str): never iterate it.
+                all_known &= given is None or (isinstance(given, list) and known(given))
+                for destination in given if isinstance(given, list) else []:
+                    if isinstance(destination, dict) and isinstance(destination.get("uri"), str):
+                        uris.append(destination["uri"])
+                    elif key == "selfHostedDomains" and isinstance(destination, str):
+                        uris.append(destination)
             for uri in uris:
                 host, path = host_of(uri)
                 covered.append((app, host, path))
-        return covered
+        return covered, all_known
+
+    @property
+    def access_destinations(self) -> list[tuple[Resource, str, str]]:
+        """(Access app, host pattern, path prefix) for every hostname an Access app guards."""
+        return self._access[0]
+
+    @property
+    def access_known(self) -> bool:
+        """Every Access app's domain and destinations are known (not a preview's unknown or masked)."""
+        return self._access[1]
+
+    def access_decidable(self, hosts: Iterable[Any]) -> bool:
+        """Can this plan tell whether Access covers `hosts`? Not while a host or destination is unknown."""
+        return self.access_known and all(known(host) for host in hosts)
 
     def access_covers(self, host: str, path: str = "/") -> Resource | None:
         """The Access app guarding every request to `host` under `path`, if any."""
@@ -198,6 +215,17 @@ class PlanView:
             if host_matches(pattern, host) and path_within(path, prefix):
                 return app
         return None
+
+    def uncovered_routes(self, host: str, routes: Iterable[Mapping[str, Any]]) -> list[str]:
+        """The routes (by name) that some request to `host` reaches without passing Access: none
+        when an app covers the whole host, else each route whose literal prefix no app covers."""
+        if self.access_covers(host) is not None:
+            return []
+        return [
+            str(route.get("name"))
+            for route in tuple(routes) or DEFAULT_ROUTES
+            if self.access_covers(host, literal_prefix(str(route.get("pattern", "/")))) is None
+        ]
 
     def bindings(self, script: Resource) -> list[dict[str, Any]]:
         raw = script.inputs.get("bindings")
@@ -262,7 +290,8 @@ class GatewayFacts:
     """The upstream URL, or UNKNOWN when the plan cannot show it."""
     upstream_credential: bool
     behind_access: bool | None
-    """Every host covered by an Access app; None when a host or destination is not known yet."""
+    """Every route on every host passes Cloudflare Access (`PlanView.uncovered_routes`: the
+    access-in-prod rule's notion too); None when a host or destination is not known yet."""
     limits: dict[str, Any]
     default_rate_limit: dict[str, Any] | None
     routes: tuple[dict[str, Any], ...]
@@ -297,13 +326,14 @@ def gateway_facts(view: PlanView) -> dict[str, GatewayFacts]:
         policy = view.policies.get(name) or {}
         hosts = tuple(view.gateway_hosts.get(name, []))
         url, credential = _upstream(view, name)
+        routes = tuple(r for r in policy.get("routes") or [] if isinstance(r, dict))
         behind: bool | None
         if not hosts:
             behind = False
-        elif not all(known(h) for h in hosts) or not known(view.access_destinations_raw):
+        elif not view.access_decidable(hosts):
             behind = None
         else:
-            behind = all(view.access_covers(host) is not None for host in hosts)
+            behind = not any(view.uncovered_routes(host, routes) for host in hosts)
         facts[name] = GatewayFacts(
             name=name,
             kind=str(policy.get("kind", "proxy")),
@@ -313,6 +343,6 @@ def gateway_facts(view: PlanView) -> dict[str, GatewayFacts]:
             behind_access=behind,
             limits=dict(policy.get("limits") or {}),
             default_rate_limit=policy.get("default_rate_limit"),
-            routes=tuple(r for r in policy.get("routes") or [] if isinstance(r, dict)),
+            routes=routes,
         )
     return facts

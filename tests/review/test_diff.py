@@ -212,6 +212,20 @@ def test_mermaid_draws_only_changed_gateways(plan_of: PlanOf) -> None:
     assert '==>|"+ GET"|' in picture
 
 
+def test_mermaid_merges_the_methods_of_routes_sharing_a_path(plan_of: PlanOf) -> None:
+    """Two routes on one path shape are one edge, with both routes' methods (as in the grants list)."""
+    base, head = plan_of("prod"), plan_of("prod")
+    grant(head, "analyst", "ingest", "health", ["GET"])
+    grant(head, "analyst", "ingest", "health", ["POST"])
+    head["access_matrix"][-1]["route"] = "health-write"
+    report = one(base, head)
+    [added] = report["stacks"][0]["grants"]
+    assert added["methods"] == ["GET", "POST"]
+    text = render_markdown(report)
+    picture = text[text.index("```mermaid") : text.index("```", text.index("```mermaid") + 3)]
+    assert '==>|"+ GET POST"|' in picture
+
+
 def routes_stack(folder: Path, routes: int, offset: int = 0) -> Path:
     """The example stacks with `routes` generated routes on prod's shared gateways."""
     shutil.copytree(STACKS_DIR, folder, dirs_exist_ok=True)

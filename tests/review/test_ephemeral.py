@@ -142,6 +142,17 @@ def test_caps_arithmetic() -> None:
     assert check_caps({"service_tokens": 50}, {"service_tokens": 3}, {"service_tokens": 3}) == []
 
 
+def test_a_stack_without_airflow_inlines_the_bases_merged_settings(stacks_dir: Path, planner: Any) -> None:
+    """The derived file names no shared file; it holds what the loader merged for the base."""
+    run_create(RecordingWorkspace({"dev": FakeStack()}), stacks_dir, planner, dry_run=True)
+    text = (stacks_dir / "Pulumi.pr-42.yaml").read_text()
+    assert "airgate:extends" not in text
+    base, derived = load_stack("dev", stacks_dir), load_stack("pr-42", stacks_dir)
+    unchanged = set(base.settings) - {"gateways", "protect", "airflow", "logpush"}
+    assert {key: derived.settings[key] for key in unchanged} == {key: base.settings[key] for key in unchanged}
+    assert "airflow" not in derived.settings and derived.config.airflow is None
+
+
 @pytest.mark.parametrize("base", ["prod", "pr-9"])
 def test_test_stacks_are_never_derived_from_prod_or_another_pr(
     stacks_dir: Path, planner: Any, base: str

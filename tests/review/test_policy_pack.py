@@ -100,6 +100,18 @@ def test_the_pack_reads_compiled_policies_back_from_kv(plan_of: PlanOf) -> None:
     )
 
 
+@pytest.mark.parametrize("key", ["destinations", "selfHostedDomains"])
+def test_an_access_app_with_wholly_unknown_destinations_is_no_violation(plan_of: PlanOf, key: str) -> None:
+    """At preview a whole list can be unknown; its marker is a string, never a list of known hosts."""
+    plan = engine_ready(plan_of("prod"))
+    app = resource(plan, "ingest-access")["inputs"]
+    app.pop("domain", None)
+    app.pop("destinations", None)
+    app[key] = UNKNOWN_STRING_VALUE
+    assert run_pack(plan) == {}
+    assert [f for f in evaluate(plan_from_engine(engine_view(plan), {}, {})) if f.severity == "error"] == []
+
+
 def test_pack_and_lint_report_the_same_errors(plan_of: PlanOf) -> None:
     plan = engine_ready(plan_of("prod"))
     plan["resources"] = [r for r in plan["resources"] if r["name"] != "trigger-access"]
