@@ -109,7 +109,7 @@ def derive_stack_file(
     base_name: str,
     pr: int,
     with_airflow: bool = False,
-    shared: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `Pulumi.pr-<n>.yaml` document: the base stack's own settings, with every hostname made
     unique, `protect` off, and no Logpush job (accounts allow only a few per dataset). Secrets
@@ -118,7 +118,7 @@ def derive_stack_file(
 
     Airflow is left out unless asked for: a test stack's gateways then use the base's Airflow as
     their upstream. The file then names no shared file: it holds the base's merged settings
-    (`shared`: `LoadedStack.settings`, its `airgate:extends` file under its own keys, as the loader
+    (`settings`: `LoadedStack.settings`, its `airgate:extends` file under its own keys, as the loader
     merged them) without the `airflow` section. It never writes a null: `pulumi config set` stores
     a null as "" when it rewrites the file (pulumi/pulumi#19483), which the loader would refuse.
     With Airflow, the namespace and both tunnel hostnames get the stack's name too, so two pull
@@ -138,7 +138,7 @@ def derive_stack_file(
     }
     keep_airflow = with_airflow and base.airflow is not None
     if not keep_airflow:
-        config = _inline_without_airflow(config, shared)
+        config = _inline_without_airflow(config, settings)
     gateways = copy.deepcopy(config.get("airgate:gateways") or {})
     for gateway_name, gateway in sorted(base.gateways.items()):
         entry = gateways.setdefault(gateway_name, {})
@@ -148,18 +148,18 @@ def derive_stack_file(
     if keep_airflow:
         assert base.airflow is not None
         airflow = copy.deepcopy(config.get("airgate:airflow") or {})
-        settings = base.airflow
+        airflow_settings = base.airflow
         for key in ("ui_hostname", "api_hostname"):
-            value = getattr(settings, key, None)
+            value = getattr(airflow_settings, key, None)
             if isinstance(value, str):
                 airflow[key] = ephemeral_hostname(value, base.zone, name)
-        namespace = f"{getattr(settings, 'namespace', 'airflow')}-{name}"
+        namespace = f"{getattr(airflow_settings, 'namespace', 'airflow')}-{name}"
         if len(namespace) > 63:
             raise EphemeralError(f"namespace {namespace} would exceed 63 characters")
         airflow["namespace"] = namespace
         config["airgate:airflow"] = airflow
         # The trigger gateway's upstream follows Airflow's API to its new hostname.
-        api = getattr(settings, "api_hostname", None)
+        api = getattr(airflow_settings, "api_hostname", None)
         for gateway_name, gateway in sorted(base.gateways.items()):
             if api and gateway.upstream.url.split("://", 1)[-1].split("/", 1)[0] == api:
                 upstream = gateways[gateway_name].setdefault("upstream", {})

@@ -299,10 +299,8 @@ def test_pr_stack_destroyed_leaves_nothing(sequence: Sequence, files: StackFiles
     # Derived as `airgate stack create --pr 7 --with-airflow` derives it: own hostnames, own
     # Airflow namespace, protect off.
     base_file = yaml.safe_load((files.root / "Pulumi.dev.yaml").read_text())
-    shared = yaml.safe_load((files.root / "shared.yaml").read_text())
-    derived = derive_stack_file(
-        base_file, files.load("dev").config, "dev", 7, with_airflow=True, shared=shared
-    )
+    dev = files.load("dev")
+    derived = derive_stack_file(base_file, dev.config, "dev", 7, with_airflow=True, settings=dev.settings)
     (files.root / "Pulumi.pr-7.yaml").write_text(yaml.safe_dump(derived, sort_keys=False))
     created = sequence.step("pr-7", "1 create", _all_creates(sequence, "pr-7"))
     kinds = {kind for _, kind, _ in created.changes()}
