@@ -53,7 +53,7 @@ function binding(name, value) {
  * `wrangler` (a gateway's wrangler.json) gives vars, KV and Durable Object bindings, overridden
  * by `vars`; `kv` seeds the KV namespace. Resolves {url, pid, lines, stop}.
  */
-export async function startWorkerd({ script, bundle, wrangler = null, vars = {}, kv = {}, compatibilityDate }) {
+export async function startWorkerd({ script, bundle, wrangler = null, vars = {}, kv = {}, compatibilityDate, args = [], wrap = [] }) {
   const dir = mkdtempSync(join(tmpdir(), "airgate-workerd-"));
   if (bundle) copyFileSync(bundle, join(dir, "main.js"));
   else writeFileSync(join(dir, "main.js"), script);
@@ -87,7 +87,8 @@ const config :Workerd.Config = (
 );
 `;
   writeFileSync(join(dir, "config.capnp"), config);
-  const proc = spawn(WORKERD, ["serve", join(dir, "config.capnp")], { stdio: ["ignore", "pipe", "pipe"] });
+  const [command, ...prefix] = [...wrap, WORKERD];
+  const proc = spawn(command, [...prefix, "serve", join(dir, "config.capnp"), ...args], { stdio: ["ignore", "pipe", "pipe"] });
   const lines = { count: 0, output: "" };
   const count = (chunk) => {
     for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines.count++;
@@ -103,7 +104,7 @@ const config :Workerd.Config = (
     rmSync(dir, { recursive: true, force: true });
   };
   // Ready when the socket accepts a connection (polling a starting server's port).
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < (wrap.length ? 2000 : 200); i++) {
     if (proc.exitCode !== null) break;
     const open = await new Promise((resolve) => {
       const socket = connect(port, "127.0.0.1", () => {

@@ -21,8 +21,8 @@ let tokenPending = null; // {promise, at}
 // Airflow's API sits behind Access on the tunnel: every call presents the Worker's own service token.
 function viaTunnel(env, headers) {
   if (env.UPSTREAM_ACCESS_CLIENT_ID) {
-    headers.set("cf-access-client-id", env.UPSTREAM_ACCESS_CLIENT_ID);
-    headers.set("cf-access-client-secret", env.UPSTREAM_ACCESS_CLIENT_SECRET || "");
+    headers["cf-access-client-id"] = env.UPSTREAM_ACCESS_CLIENT_ID;
+    headers["cf-access-client-secret"] = env.UPSTREAM_ACCESS_CLIENT_SECRET || "";
   }
   return headers;
 }
@@ -52,7 +52,7 @@ async function airflowCredential(ctx, fresh) {
         `${config.base}/auth/token`,
         {
           method: "POST",
-          headers: viaTunnel(env, new Headers({ "content-type": "application/json" })),
+          headers: viaTunnel(env, { "content-type": "application/json" }),
           body: JSON.stringify({ username: env.AIRFLOW_USERNAME, password: env.AIRFLOW_PASSWORD }),
         },
         ctx.timeoutMs,
@@ -71,11 +71,11 @@ async function airflowCredential(ctx, fresh) {
 }
 
 async function callAirflow(ctx, method, path, body) {
-  const headers = viaTunnel(ctx.env, forwardHeaders(new Headers(), ctx));
-  headers.set("accept", "application/json");
-  if (body !== undefined) headers.set("content-type", "application/json");
+  const headers = viaTunnel(ctx.env, forwardHeaders(null, ctx));
+  headers.accept = "application/json";
+  if (body !== undefined) headers["content-type"] = "application/json";
   for (let attempt = 0; ; attempt++) {
-    headers.set("authorization", await airflowCredential(ctx, attempt > 0));
+    headers.authorization = await airflowCredential(ctx, attempt > 0);
     // Under an idempotency lease, no call may start that could outlive it.
     if (Date.now() + ctx.timeoutMs > ctx.deadline) throw new GatewayError("upstream_timeout", "no time left in the lease");
     const answer = await callUpstream(ctx.config.base + path, { method, headers, body }, ctx.timeoutMs);
@@ -153,7 +153,7 @@ async function trigger(ctx, dagId) {
     const errors = schemas.map((schema) => validate(schema, conf));
     if (!errors.includes(null)) throw new GatewayError("conf_schema_violation", errors[0]);
   }
-  const key = ctx.request.headers.get("idempotency-key");
+  const key = ctx.fields.get("idempotency-key") ?? null;
   if (key !== null && !IDEMPOTENCY_KEY.test(key)) throw new GatewayError("invalid_request", "bad Idempotency-Key");
   const owner = await ownerOf(ctx);
   const suffix = key === null ? crypto.randomUUID().replace(/-/g, "") : (await sha256hex(`${ctx.identity.subject}\n${dagId}\n${key}`)).slice(0, 32);
@@ -205,7 +205,7 @@ async function trigger(ctx, dagId) {
 
 export async function dagTriggerHandler(ctx) {
   const { dag_id: dagId, run_id: runId } = ctx.params;
-  const method = ctx.request.method;
+  const method = ctx.method;
   ctx.deadline = Infinity;
   if (dagId && runId === undefined && method === "POST") return trigger(ctx, dagId);
   if (dagId && runId !== undefined && (method === "GET" || method === "HEAD")) {

@@ -11,7 +11,7 @@
 import { GatewayError, problem, sha256hex, readCapped } from "./problem.js";
 import { normalisePath, formatPath, evaluate, params } from "./path.js";
 import { identify } from "./identity.js";
-import { checkHeaders } from "./proxy.js";
+import { readHeaders } from "./proxy.js";
 
 const DEFAULT_CONTROL_TTL_S = 10;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -218,7 +218,9 @@ async function decisionAnswer(ctx, query, check, revoked) {
 }
 
 export function createGateway({ build, verifierFactory, upstreamHandler }) {
-  async function handle(request, env, record, continued) {
+  // The request's method, URL parts and headers are each read from the runtime once: every such
+  // read is a call across the runtime boundary, and those calls were most of the gateway's own cost.
+  async function handle(request, env, record, continued, method) {
     const config = configOf(env, verifierFactory);
     const kv = env.POLICY;
     // Cold isolate: read the key set (KV, else the IdP) and the control list while the policy is
@@ -227,41 +229,41 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     controlled.catch(() => {});
     const [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure(kv).catch(() => {})]);
     const limits = policy.limits;
-    const headers = request.headers;
     const url = new URL(request.url);
-    checkHeaders(headers, url, limits.max_header_bytes);
+    const { pathname, search } = url;
+    const fields = readHeaders(request.headers, search, () => url.searchParams, limits.max_header_bytes);
     // RFC 9112 §6.1: a message with both is a smuggling attempt as often as not; refuse it.
-    if (headers.has("transfer-encoding") && headers.has("content-length")) {
+    if (fields.has("transfer-encoding") && fields.has("content-length")) {
       throw new GatewayError("ambiguous_body_length", "Content-Length together with Transfer-Encoding");
     }
     // RFC 9110 §10.1.1: the one expectation we meet is 100-continue (answered by the runtime; the
     // header itself is never forwarded); any other → 417.
-    const expect = headers.get("expect");
-    if (expect !== null && expect.trim().toLowerCase() !== "100-continue") throw new GatewayError("expectation_failed");
+    const expect = fields.get("expect");
+    if (expect !== undefined && expect.trim().toLowerCase() !== "100-continue") throw new GatewayError("expectation_failed");
     const ctx = {
-      request, env, config, policy, url,
+      request, env, config, policy, url, fields, method, search,
       identity: { roles: [] },
       requestId: record.request_id,
       traceparent: record.traceparent,
       policyVersion: env.POLICY_VERSION,
       timeoutMs: config.upstream.timeout_ms || limits.upstream_timeout_ms || 10000,
     };
-    if (continued) ctx.tracestate = headers.get("tracestate");
-    const asked = url.pathname === "/.airgate/decision" && request.method === "GET";
+    if (continued) ctx.tracestate = fields.get("tracestate");
+    const asked = pathname === "/.airgate/decision" && method === "GET";
     if (!asked) {
-      if (!METHODS.includes(request.method)) throw new GatewayError("invalid_method", `${request.method} is not served`);
-      record.path = formatPath((ctx.path = normalisePath(url.pathname)));
+      if (!METHODS.includes(method)) throw new GatewayError("invalid_method", `${method} is not served`);
+      record.path = ctx.pathText = formatPath((ctx.path = normalisePath(pathname)));
     }
 
     // Failed authentications are limited per client address (a valid credential always passes, so
     // callers behind a shared address are not locked out); once the bucket is empty, a failure is
     // answered 429 from the isolate's memory, without a Durable Object call.
-    const address = `\nauth\n${headers.get("cf-connecting-ip") || "unknown"}`;
     let claims;
     try {
-      claims = await config.verifier.authenticate(request, limits, kv);
+      claims = await config.verifier.authenticate(fields, limits, kv);
     } catch (error) {
       if (error?.status === 401) {
+        const address = `\nauth\n${fields.get("cf-connecting-ip") || "unknown"}`;
         await rateLimit(env, policy, address, limits.auth_failures).catch((limit) => {
           if (limit.reason === "rate_limited") throw limit;
         });
@@ -287,13 +289,14 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     if (isRevoked) throw new GatewayError("subject_revoked");
 
     try {
-      await decide(ctx, request.method, url.pathname, upstreamHandler.check);
+      await decide(ctx, method, pathname, upstreamHandler.check);
     } finally {
       if (ctx.route) record.route = ctx.route.name;
     }
     const route = ctx.route;
     const max = limits.max_body_bytes;
-    const declared = headers.get("content-length");
+    // A GET or HEAD body is never forwarded (proxy.js), so only other methods' lengths matter.
+    const declared = method === "GET" || method === "HEAD" ? null : (fields.get("content-length") ?? null);
     if (declared !== null && !(Number(declared) <= max)) {
       throw new GatewayError("body_too_large", `the body exceeds ${max} bytes`);
     }
@@ -312,6 +315,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
   return {
     async fetch(request, env) {
       const started = Date.now();
+      const method = request.method;
       const requestId = crypto.randomUUID();
       const [traceparent, continued] = traceparentFor(request.headers.get("traceparent"), requestId);
       const record = {
@@ -321,7 +325,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
         environment: env.ENVIRONMENT ?? build.environment,
         gateway: env.GATEWAY ?? build.gateway,
         route: null,
-        method: request.method,
+        method,
         path: null,
         subject: null,
         roles: [],
@@ -334,7 +338,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       };
       let response;
       try {
-        response = await handle(request, env, record, continued);
+        response = await handle(request, env, record, continued, method);
         if (record.reason === "decision_query") record.decision = "allow";
       } catch (error) {
         const failure = error instanceof GatewayError ? error : new GatewayError("internal_error");

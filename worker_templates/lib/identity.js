@@ -204,8 +204,8 @@ export function checkClaims(payload, options, now = Date.now() / 1000) {
   return claims;
 }
 
-function single(headers, name) {
-  const value = headers.get(name);
+function single(fields, name) {
+  const value = fields.get(name);
   if (value == null) return null;
   // Headers joins repeated fields with ", "; a JWT never contains a comma.
   if (value.includes(",")) throw new GatewayError("duplicate_credential", `more than one ${name} header`);
@@ -224,8 +224,9 @@ function verifier(config, mode, credentialOf) {
   return {
     mode,
     keys,
-    async authenticate(request, limits, kv) {
-      const token = credentialOf(request.headers);
+    // `fields`: the request's headers as the gateway read them once (a Map of name → value).
+    async authenticate(fields, limits, kv) {
+      const token = credentialOf(fields);
       if (token.length > limits.max_token_bytes) throw new GatewayError("token_too_large");
       const now = Date.now();
       const hit = verified.get(token);
@@ -239,8 +240,8 @@ function verifier(config, mode, credentialOf) {
 }
 
 export function oidcVerifier(config) {
-  return verifier(config, "oidc", (headers) => {
-    const value = single(headers, "authorization");
+  return verifier(config, "oidc", (fields) => {
+    const value = single(fields, "authorization");
     if (value == null) throw new GatewayError("missing_credential", "Authorization: Bearer required");
     const match = /^Bearer +([^ ]+)$/i.exec(value);
     if (!match) throw new GatewayError("invalid_token", "not a bearer token");
@@ -249,10 +250,10 @@ export function oidcVerifier(config) {
 }
 
 export function accessVerifier(config) {
-  return verifier(config, "access", (headers) => {
-    const value = single(headers, "cf-access-jwt-assertion");
+  return verifier(config, "access", (fields) => {
+    const value = single(fields, "cf-access-jwt-assertion");
     if (!value) {
-      const detail = headers.has("cf-access-client-id")
+      const detail = fields.has("cf-access-client-id")
         ? "service-token headers without an Access JWT"
         : "Cf-Access-Jwt-Assertion required";
       throw new GatewayError("missing_credential", detail);

@@ -6,7 +6,6 @@
 // the canonical spelling of an allowed name is forwarded. Responses: hop-by-hop headers are
 // stripped; upstream `Set-Cookie` and absolute `Location` follow the stack's `response:` settings.
 import { GatewayError } from "./problem.js";
-import { formatPath } from "./path.js";
 
 // RFC 9110 §12.5 (content negotiation), §13.1 (conditional requests), §14.2 (Range), §8.3/8.4/8.5
 // (representation metadata of the body), §10.1.5 (User-Agent).
@@ -17,54 +16,65 @@ const DEFAULT_FORWARD = (
 // Headers that ask an upstream to act on another method or path (Symfony, Rails, Express
 // method-override, IIS URL Rewrite): refused with 400 rather than silently dropped.
 const OVERRIDES = new Set("x-http-method-override x-http-method x-method-override x-original-url x-rewrite-url x-original-method".split(" "));
-// RFC 9110 §7.6.1: hop-by-hop fields, plus any the Connection field names.
-const HOP_BY_HOP = "connection keep-alive proxy-authenticate proxy-authorization proxy-connection te trailer transfer-encoding upgrade".split(" ");
+// RFC 9110 §5.6.2: a field name is a token.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-// One pass over the request headers (the runtime gives their names lower-cased): their size, and
-// no method or path override in any spelling; then no `_method` in the query.
-export function checkHeaders(headers, url, maxBytes) {
+// The one pass over the request headers (the runtime gives their names lower-cased, repeated
+// fields joined as `get` joins them): their size, and no method or path override in any spelling;
+// then no `_method` in the query. Returns them as a Map of name → value, which every later step
+// reads instead of asking the runtime again: each call into the runtime's Headers costs about as
+// much as a whole pass over a few headers (bench/gateway/callgrind.mjs).
+export function readHeaders(headers, search, searchParams, maxBytes) {
   let total = 0;
-  for (const [name, value] of headers) {
+  const fields = new Map();
+  for (const pair of headers) {
+    const [name, value] = pair;
+    fields.set(name, value);
     total += name.length + value.length + 4;
     if (OVERRIDES.has(name.includes("_") ? name.replace(/_/g, "-") : name)) {
       throw new GatewayError("override_refused", `${name} is not accepted`);
     }
   }
   if (total > maxBytes) throw new GatewayError("headers_too_large", `request headers exceed ${maxBytes} bytes`);
-  if (url.search) {
-    for (const [name] of url.searchParams) {
+  if (search) {
+    for (const [name] of searchParams()) {
       if (name.toLowerCase() === "_method") throw new GatewayError("override_refused", "_method is not accepted");
     }
   }
+  return fields;
 }
 
 function allowedFor(policy, route) {
   return (route.allow ??= new Set([...DEFAULT_FORWARD, ...policy.headers.forward, ...route.forward_headers]));
 }
 
-// The headers the upstream receives (see the module comment).
+// The headers the upstream receives (see the module comment), from the request's fields (none for
+// a call the gateway makes itself). A plain object, not a Headers: fetch copies
+// a Headers it is given into the request's own, and that second copy cost more CPU than anything
+// else the proxy step does (bench/gateway/run).
 export function forwardHeaders(incoming, ctx) {
   const allowed = allowedFor(ctx.policy, ctx.route);
-  const headers = new Headers();
-  for (const [name, value] of incoming) if (allowed.has(name)) headers.append(name, value);
-  headers.set("x-request-id", ctx.requestId);
-  headers.set("traceparent", ctx.traceparent);
-  if (ctx.tracestate) headers.set("tracestate", ctx.tracestate);
-  headers.set("x-airgate-subject", ctx.identity.subject);
-  headers.set("x-airgate-roles", ctx.identity.roles.join(","));
-  headers.set("x-airgate-policy-version", ctx.policyVersion);
-  headers.set("x-airgate-route", ctx.route.name);
+  const headers = {};
+  for (const [name, value] of incoming || []) if (allowed.has(name)) headers[name] = value;
+  headers["x-request-id"] = ctx.requestId;
+  headers.traceparent = ctx.traceparent;
+  if (ctx.tracestate) headers.tracestate = ctx.tracestate;
+  headers["x-airgate-subject"] = ctx.identity.subject;
+  headers["x-airgate-roles"] = ctx.identity.roles.join(",");
+  headers["x-airgate-policy-version"] = ctx.policyVersion;
+  headers["x-airgate-route"] = ctx.route.name;
   if (ctx.policy.headers.client_address) {
-    const address = ctx.request.headers.get("cf-connecting-ip");
-    if (address) headers.set("x-forwarded-for", address);
+    const address = ctx.fields.get("cf-connecting-ip");
+    if (address) headers["x-forwarded-for"] = address;
   }
   return headers;
 }
 
-function dropped(headers) {
-  const connection = headers.get("connection");
-  return connection ? [...HOP_BY_HOP, ...connection.split(",").map((t) => t.trim().toLowerCase())] : HOP_BY_HOP;
-}
+// The hop-by-hop fields the runtime leaves in a fetched response: workerd's HTTP layer (kj-http)
+// owns Connection, Keep-Alive, TE, Trailer, Transfer-Encoding and Upgrade and writes its own
+// (tests/worker/headers.test.mjs checks the client never sees them), but not the Proxy-* fields
+// or those a Connection field names. One runtime call per name, so the list stays this short.
+const PROXY_HOP_BY_HOP = ["proxy-authenticate", "proxy-authorization", "proxy-connection"];
 
 // An absolute Location: "rewrite" (default) turns one under the upstream's URL into the same
 // path on the gateway and drops any other; "drop" drops every absolute one; "forward" keeps it.
@@ -77,7 +87,13 @@ function location(value, rule, base) {
 export function responseFrom(upstream, ctx) {
   const response = new Response(upstream.body, upstream);
   const headers = response.headers;
-  for (const name of dropped(headers)) headers.delete(name);
+  const connection = headers.get("connection");
+  if (connection !== null) {
+    // RFC 9110 §7.6.1: the fields a Connection field names are hop-by-hop too.
+    for (const name of connection.split(",")) if (TOKEN.test(name.trim())) headers.delete(name.trim());
+    headers.delete("connection");
+  }
+  for (const name of PROXY_HOP_BY_HOP) headers.delete(name);
   const rules = ctx.policy.headers;
   if (rules.set_cookie !== "forward") headers.delete("set-cookie");
   const target = headers.get("location");
@@ -111,15 +127,15 @@ export function credentialValue(env, upstream) {
 }
 
 export async function proxyHandler(ctx) {
-  const { request, config, url } = ctx;
+  const { request, config, method } = ctx;
   const upstream = config.upstream;
-  const headers = forwardHeaders(request.headers, ctx);
+  const headers = forwardHeaders(ctx.fields, ctx);
   const credential = credentialValue(ctx.env, upstream);
-  if (credential) headers.set(upstream.credential_header, credential);
-  const target = config.base + formatPath(ctx.path) + url.search;
-  const init = { method: request.method, headers };
-  if (request.body && request.method !== "GET" && request.method !== "HEAD") init.body = await ctx.body();
-  const answer = await callUpstream(target, init, ctx.timeoutMs, ctx);
+  if (credential) headers[upstream.credential_header.toLowerCase()] = credential;
+  const init = { method, headers };
+  // A GET or HEAD body is never forwarded, so its Content-Length is never read either.
+  if (method !== "GET" && method !== "HEAD" && request.body) init.body = await ctx.body();
+  const answer = await callUpstream(config.base + ctx.pathText + ctx.search, init, ctx.timeoutMs, ctx);
   ctx.upstreamStatus = answer.status;
   return responseFrom(answer, ctx);
 }
