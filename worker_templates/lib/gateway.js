@@ -68,9 +68,11 @@ async function loadPolicy(env) {
   return policy;
 }
 
+// The control copy while it is fresh, else null (the caller then reads it with loadControl).
+const freshControl = (ttlMs) => (control && Date.now() - control.at < ttlMs ? control.value : null);
+
 async function loadControl(env, ttlMs) {
   const now = Date.now();
-  if (control && now - control.at < ttlMs) return control.value;
   try {
     const value = (await env.POLICY.get("control", "json")) || {};
     control = {
@@ -125,7 +127,9 @@ function spend(lease, now) {
   if (lease.tokens >= 1 && now < lease.until) return lease.tokens-- > 0;
 }
 
-async function rateLimit(env, policy, key, limit) {
+// Spends a leased token (null), refuses from memory (throws 429), or asks the bucket (a promise of
+// null, "fail_open" or a throw): the first two, by far the most frequent, never wait.
+function rateLimit(env, policy, key, limit) {
   const now = Date.now();
   const lease = leaseOf(key, now);
   if (now > lease.window) [lease.last, lease.hits, lease.window] = [lease.hits, 0, now + 1000];
@@ -133,6 +137,10 @@ async function rateLimit(env, policy, key, limit) {
   if (spend(lease, now)) return null;
   // While the bucket is remembered empty: 429 without a Durable Object call.
   if (lease.empty > now) throw limited(limit, lease.empty - now);
+  return takeFromBucket(env, policy, key, limit, lease);
+}
+
+async function takeFromBucket(env, policy, key, limit, lease) {
   const want = Math.max(1, Math.min(lease.last, Math.floor(limit.requests / 10)));
   let answer;
   try {
@@ -174,15 +182,16 @@ const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 // Method, path, route and (for the trigger gateway) the DAG grant: the decision the Python
 // reference (infra/policy/evaluate.py) makes for routes, shared by real requests and
-// /.airgate/decision. Throws the refusal; sets ctx.path, ctx.route and ctx.params.
-async function decide(ctx, method, rawPath, check) {
+// /.airgate/decision. Throws the refusal; sets ctx.path, ctx.route and ctx.params. Returns the
+// grant check's promise when the gateway has one (the trigger gateway), else nothing.
+function decide(ctx, method, rawPath, check) {
   if (!METHODS.includes(method)) throw new GatewayError("invalid_method", `${method} is not served`);
   ctx.path ??= normalisePath(rawPath);
   const verdict = evaluate(ctx.policy, method, ctx.path, ctx.identity.roles);
   ctx.route = verdict.route;
   if (verdict.decision !== "allow") throw new GatewayError(verdict.decision, undefined, { allow: verdict.allow });
   ctx.params = params(ctx.route.segments, ctx.path);
-  await check?.(ctx);
+  return check?.(ctx);
 }
 
 // GET /.airgate/decision?method=M&path=P: the decision this gateway would make for the caller's own
@@ -224,10 +233,15 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const config = configOf(env, verifierFactory);
     const kv = env.POLICY;
     // Cold isolate: read the key set (KV, else the IdP) and the control list while the policy is
-    // read. Awaited here: I/O started by one request must not be left for another.
-    const controlled = loadControl(env, config.controlTtlMs);
-    controlled.catch(() => {});
-    const [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure(kv).catch(() => {})]);
+    // read. Awaited here: I/O started by one request must not be left for another. A warm isolate
+    // has all three and waits for nothing.
+    const current = freshControl(config.controlTtlMs);
+    const controlled = current ? null : loadControl(env, config.controlTtlMs);
+    controlled?.catch(() => {});
+    let policy = policies.get(env.POLICY_VERSION);
+    if (!policy || !config.verifier.keys.local) {
+      [policy] = await Promise.all([loadPolicy(env), config.verifier.keys.local || config.verifier.keys.ensure(kv).catch(() => {})]);
+    }
     const limits = policy.limits;
     const url = new URL(request.url);
     const { pathname, search } = url;
@@ -260,17 +274,20 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     // answered 429 from the isolate's memory, without a Durable Object call.
     let claims;
     try {
-      claims = await config.verifier.authenticate(fields, limits, kv);
+      claims = config.verifier.authenticate(fields, limits, kv);
+      if (claims instanceof Promise) claims = await claims;
     } catch (error) {
       if (error?.status === 401) {
         const address = `\nauth\n${fields.get("cf-connecting-ip") || "unknown"}`;
-        await rateLimit(env, policy, address, limits.auth_failures).catch((limit) => {
+        try {
+          await rateLimit(env, policy, address, limits.auth_failures);
+        } catch (limit) {
           if (limit.reason === "rate_limited") throw limit;
-        });
+        }
       }
       throw error;
     }
-    const { revoked, disabled } = await controlled;
+    const { revoked, disabled } = current ?? (await controlled);
     // Verified claims are cached per token, so their identity is too (per policy version).
     let known = identities.get(claims);
     if (known?.policy !== policy) {
@@ -289,7 +306,8 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     if (isRevoked) throw new GatewayError("subject_revoked");
 
     try {
-      await decide(ctx, method, pathname, upstreamHandler.check);
+      const checking = decide(ctx, method, pathname, upstreamHandler.check);
+      if (checking) await checking;
     } finally {
       if (ctx.route) record.route = ctx.route.name;
     }
@@ -300,7 +318,8 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     if (declared !== null && !(Number(declared) <= max)) {
       throw new GatewayError("body_too_large", `the body exceeds ${max} bytes`);
     }
-    const limitedBy = await rateLimit(env, policy, `${identity.subject}\n${route.name}`, route.rate_limit);
+    let limitedBy = rateLimit(env, policy, `${identity.subject}\n${route.name}`, route.rate_limit);
+    if (limitedBy) limitedBy = await limitedBy;
     if (limitedBy) record.durable_objects = limitedBy;
 
     ctx.bytes = () => readCapped(request.body, max);

@@ -221,20 +221,24 @@ function verifier(config, mode, credentialOf) {
   };
   const algorithms = config.algorithms?.length ? config.algorithms : ["RS256", "ES256"];
   const verified = new Map();
+  async function verifyAndCache(token, now, kv) {
+    const claims = checkClaims(await verifyJws(token, keys, algorithms, kv), options);
+    if (verified.size >= TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value);
+    verified.set(token, { claims, until: Math.min(claims.exp * 1000, now + TOKEN_CACHE_MS) });
+    return claims;
+  }
   return {
     mode,
     keys,
     // `fields`: the request's headers as the gateway read them once (a Map of name → value).
-    async authenticate(fields, limits, kv) {
+    // A token verified before answers at once (its claims); any other, a promise of its claims.
+    authenticate(fields, limits, kv) {
       const token = credentialOf(fields);
       if (token.length > limits.max_token_bytes) throw new GatewayError("token_too_large");
       const now = Date.now();
       const hit = verified.get(token);
       if (hit && now < hit.until) return hit.claims;
-      const claims = checkClaims(await verifyJws(token, keys, algorithms, kv), options);
-      if (verified.size >= TOKEN_CACHE_SIZE) verified.delete(verified.keys().next().value);
-      verified.set(token, { claims, until: Math.min(claims.exp * 1000, now + TOKEN_CACHE_MS) });
-      return claims;
+      return verifyAndCache(token, now, kv);
     },
   };
 }
