@@ -372,8 +372,8 @@ async function main() {
     const before = full.worker.lines.count;
     await measure("full gateway (workerd)", full.url, token, full.worker.pid);
     const total = results.filter((r) => r.name === "full gateway (workerd)").reduce((sum, r) => sum + r.total, 0);
-    notes.push(`workerd gateway: ${full.worker.lines.count - before} log lines for ${total} measured requests (+ warm-up)`);
     await full.worker.stop();
+    notes.push(`workerd gateway: ${full.worker.lines.count - before} log lines for ${total} measured requests (+ warm-up)`);
     flood = await floodImpact(artifacts, issuer, upstream);
   }
 

@@ -22,8 +22,8 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // The one pass over the request headers (the runtime gives their names lower-cased, repeated
 // fields joined as `get` joins them): their size, and no method or path override in any spelling;
 // then no `_method` in the query. Returns them as a Map of name → value, which every later step
-// reads instead of asking the runtime again: each call into the runtime's Headers costs about as
-// much as a whole pass over a few headers (bench/gateway/callgrind.mjs).
+// reads instead of asking the runtime again: each call into the runtime's Headers costs thousands
+// of instructions (bench/gateway/instructions).
 export function readHeaders(headers, search, searchParams, maxBytes) {
   let total = 0;
   const fields = new Map();
@@ -49,9 +49,8 @@ function allowedFor(policy, route) {
 }
 
 // The headers the upstream receives (see the module comment), from the request's fields (none for
-// a call the gateway makes itself). A plain object, not a Headers: fetch copies
-// a Headers it is given into the request's own, and that second copy cost more CPU than anything
-// else the proxy step does (bench/gateway/run).
+// a call the gateway makes itself). A plain object, not a Headers: fetch would copy a Headers into
+// its request's own, one more runtime copy of every header.
 export function forwardHeaders(incoming, ctx) {
   const allowed = allowedFor(ctx.policy, ctx.route);
   const headers = {};
