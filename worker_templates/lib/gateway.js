@@ -254,15 +254,19 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     // header itself is never forwarded); any other → 417.
     const expect = fields.get("expect");
     if (expect !== undefined && expect.trim().toLowerCase() !== "100-continue") throw new GatewayError("expectation_failed");
+    // Every field a later step sets is declared here, so each request's context has one shape.
     const ctx = {
       request, env, config, policy, url, fields, method, search,
       identity: { roles: [] },
       requestId: record.request_id,
       traceparent: record.traceparent,
+      tracestate: continued ? fields.get("tracestate") : undefined,
       policyVersion: env.POLICY_VERSION,
       timeoutMs: config.upstream.timeout_ms || limits.upstream_timeout_ms || 10000,
+      path: undefined, pathText: undefined, route: undefined, params: undefined,
+      bytes: undefined, body: undefined, bodyError: undefined, deadline: Infinity,
+      reason: undefined, upstreamStatus: undefined,
     };
-    if (continued) ctx.tracestate = fields.get("tracestate");
     const asked = pathname === "/.airgate/decision" && method === "GET";
     if (!asked) {
       if (!METHODS.includes(method)) throw new GatewayError("invalid_method", `${method} is not served`);
