@@ -228,7 +228,8 @@ async function decisionAnswer(ctx, query, check, revoked) {
 
 export function createGateway({ build, verifierFactory, upstreamHandler }) {
   // The request's method, URL parts and headers are each read from the runtime once: every such
-  // read is a call across the runtime boundary, and those calls were most of the gateway's own cost.
+  // read is a call across the runtime boundary, a large part of the gateway's own cost
+  // (bench/gateway/instructions).
   async function handle(request, env, record, continued, method) {
     const config = configOf(env, verifierFactory);
     const kv = env.POLICY;
