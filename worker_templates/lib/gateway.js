@@ -299,10 +299,12 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       known = { policy, identity: identify(claims, config.verifier.mode, policy, config.identity, config.accessClients) };
       identities.set(claims, known);
     }
-    const identity = (ctx.identity = { ...known.identity });
+    // The cached identity is shared, never changed: a revocation or kill switch gives a copy.
+    const granted = known.identity.roles;
+    const isRevoked = known.identity.ids.some((id) => revoked.has(id));
+    const roles = isRevoked ? [] : disabled.size ? granted.filter((role) => !disabled.has(role)) : granted;
+    const identity = (ctx.identity = roles === granted ? known.identity : { ...known.identity, roles });
     record.subject = identity.subject;
-    const isRevoked = identity.ids.some((id) => revoked.has(id));
-    identity.roles = isRevoked ? [] : identity.roles.filter((role) => !disabled.has(role));
     record.roles = identity.roles;
     if (asked) {
       record.reason = "decision_query";
