@@ -230,7 +230,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
   // The request's method, URL parts and headers are each read from the runtime once: every such
   // read is a call across the runtime boundary, a large part of the gateway's own cost
   // (bench/gateway/instructions).
-  async function handle(request, env, record, continued, method) {
+  async function handle(request, env, record, continued, method, headers) {
     const config = configOf(env, verifierFactory);
     const kv = env.POLICY;
     // Cold isolate: read the key set (KV, else the IdP) and the control list while the policy is
@@ -246,7 +246,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const limits = policy.limits;
     const url = new URL(request.url);
     const { pathname, search } = url;
-    const fields = readHeaders(request.headers, search, () => url.searchParams, limits.max_header_bytes);
+    const fields = readHeaders(headers, search, () => url.searchParams, limits.max_header_bytes);
     // RFC 9112 §6.1: a message with both is a smuggling attempt as often as not; refuse it.
     if (fields.has("transfer-encoding") && fields.has("content-length")) {
       throw new GatewayError("ambiguous_body_length", "Content-Length together with Transfer-Encoding");
@@ -342,8 +342,9 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     async fetch(request, env) {
       const started = Date.now();
       const method = request.method;
+      const headers = request.headers;
       const requestId = crypto.randomUUID();
-      const [traceparent, continued] = traceparentFor(request.headers.get("traceparent"), requestId);
+      const [traceparent, continued] = traceparentFor(headers.get("traceparent"), requestId);
       const record = {
         time: new Date(started).toISOString(),
         request_id: requestId,
@@ -364,7 +365,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
       };
       let response;
       try {
-        response = await handle(request, env, record, continued, method);
+        response = await handle(request, env, record, continued, method, headers);
         if (record.reason === "decision_query") record.decision = "allow";
       } catch (error) {
         const failure = error instanceof GatewayError ? error : new GatewayError("internal_error");
