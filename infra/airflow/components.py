@@ -32,6 +32,7 @@ from infra.airflow.plan import KubernetesPlan, TriggerIdentityPlan
 from infra.airflow.tunnel_plan import TunnelPlan, connector_token, tunnel_target
 from infra.components.access_app import self_hosted_app
 from infra.components.options import options
+from infra.components.service_token import service_token
 from infra.stack_plan import UNPROTECTED, Protection
 
 ROTATION_ANNOTATION = "airgate.dev/secrets-sha256"
@@ -69,18 +70,8 @@ class TriggerUpstreamIdentity(pulumi.ComponentResource):
     ) -> None:
         super().__init__("airgate:airflow:TriggerUpstreamIdentity", name, None, opts)
         plan = args.plan
-        token = cloudflare.ZeroTrustAccessServiceToken(
-            f"{name}-access-token",
-            account_id=plan.account_id,
-            name=plan.token_name,
-            duration=plan.token_duration,
-            # The plan sets both or neither (the provider's schema: client_secret_version
-            # AlsoRequires previous_client_secret_expires_at).
-            client_secret_version=None
-            if plan.token_secret_version is None
-            else float(plan.token_secret_version),
-            previous_client_secret_expires_at=plan.token_previous_expires_at,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["client_secret"]),
+        token = service_token(
+            f"{name}-access-token", plan.account_id, plan.token, pulumi.ResourceOptions(parent=self)
         )
         # A new `password_version` is a new password (keepers); the bootstrap Job applies it.
         password = random.RandomPassword(

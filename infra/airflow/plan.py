@@ -18,18 +18,13 @@ from infra.airflow.kubernetes_plan import SecretNames, direct_manifests, plan_he
 from infra.airflow.sign_in import plan_sign_in, webserver_config
 from infra.airflow.tunnel_plan import TunnelPlan, plan_tunnel
 from infra.config.model import StackConfig
-from infra.stack_plan import UNPROTECTED, Protection
+from infra.stack_plan import UNPROTECTED, Protection, ServiceTokenPlan
 
 
 @dataclass(frozen=True)
 class TriggerIdentityPlan:
     account_id: str
-    token_name: str
-    token_duration: str
-    token_secret_version: int | None
-    token_previous_expires_at: str | None
-    """Both set exactly when the token was rotated (`Rotation.secret_version`): Cloudflare takes a
-    secret version only together with the previous secret's expiry."""
+    token: ServiceTokenPlan
     api_user: str
     password_version: int
 
@@ -115,10 +110,13 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
     )
     trigger = TriggerIdentityPlan(
         account_id=config.account_id,
-        token_name=f"airgate-{stack_name}-airflow-trigger",
-        token_duration=settings.trigger_token_duration,
-        token_secret_version=settings.trigger_token_rotation.secret_version,
-        token_previous_expires_at=settings.trigger_token_rotation.previous_expiry_text,
+        token=ServiceTokenPlan(
+            key="airflow-trigger",
+            name=f"airgate-{stack_name}-airflow-trigger",
+            duration=settings.trigger_token_duration,
+            client_secret_version=settings.trigger_token_rotation.secret_version,
+            previous_client_secret_expires_at=settings.trigger_token_rotation.previous_expiry_text,
+        ),
         api_user=settings.trigger_api_user,
         password_version=settings.trigger_password_version,
     )

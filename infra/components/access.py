@@ -15,6 +15,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from infra.components.options import options
+from infra.components.service_token import service_token
 from infra.stack_plan import AccessPlan
 
 
@@ -61,17 +62,8 @@ class AccessIdentity(pulumi.ComponentResource):
 
         self.tokens = {}
         for token in plan.tokens:
-            self.tokens[token.key] = cloudflare.ZeroTrustAccessServiceToken(
-                f"{name}-token-{token.key}",
-                account_id=plan.account_id,
-                name=token.name,
-                duration=token.duration,
-                # The plan sets both or neither (`Rotation.secret_version`).
-                client_secret_version=None
-                if token.client_secret_version is None
-                else float(token.client_secret_version),
-                previous_client_secret_expires_at=token.previous_client_secret_expires_at,
-                opts=options(self, plan.token_protection, additional_secret_outputs=["client_secret"]),
+            self.tokens[token.key] = service_token(
+                f"{name}-token-{token.key}", plan.account_id, token, options(self, plan.token_protection)
             )
 
         self.policy_ids = {}
