@@ -17,13 +17,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
 import {
-  buildStack, readArtifacts, startIssuer, startGateway, pointAt, compatibilityDate, withPolicy, jwksKey,
+  buildStack, readArtifacts, startIssuer, startGateway, pointAt,
 } from "../../tests/worker/helpers.mjs";
-import { startWorkerd } from "./workerd.mjs";
+import {
+  AUDIENCE, PATH, PASS_SCRIPT, PASS_DATE, benchArtifacts, callerToken, leanUpstream, workerdPassThrough,
+  workerdGateway as startGatewayWorkerd,
+} from "./setup.mjs";
 
 const DURATION = Math.min(Math.max(Number(process.argv[2] || 5), 1), 30);
-const AUDIENCE = "http://airgate.localhost";
-const PATH = "/v1/tables/revenue";
 const cleanups = [];
 const results = [];
 const notes = [];
@@ -121,25 +122,11 @@ function timed(url, token) {
   });
 }
 
-async function leanUpstream() {
-  const body = JSON.stringify({ upstream: "bench", rows: [1, 2, 3] });
-  const server = createServer((req, res) => {
-    req.resume();
-    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); }));
-  return { url: `http://127.0.0.1:${server.address().port}`, port: server.address().port };
-}
-
 async function passThrough(upstream) {
   const mf = new Miniflare({
     modules: true,
-    script:
-      "export default { fetch(request, env) { const url = new URL(request.url);" +
-      " return fetch(env.UPSTREAM + url.pathname + url.search, { method: request.method, headers: request.headers, body: request.body }); } };",
-    compatibilityDate: compatibilityDate("2026-11-01"),
+    script: PASS_SCRIPT,
+    compatibilityDate: PASS_DATE,
     bindings: { UPSTREAM: upstream.url },
     host: "127.0.0.1",
     port: 0,
@@ -162,31 +149,9 @@ async function fullGateway(artifacts, issuer, upstream) {
   return { gateway, url: new URL(PATH, gateway.url).href };
 }
 
-const PASS_SCRIPT =
-  "export default { fetch(request, env) { const url = new URL(request.url);" +
-  " return fetch(env.UPSTREAM + url.pathname + url.search, { method: request.method, headers: request.headers, body: request.body }); } };";
-
-// The gateway with every route's bucket at `limit` (its policy re-hashed, as the compiler would).
-const benchArtifacts = (artifacts, limit = { requests: 1e9, per_seconds: 1 }) =>
-  withPolicy(artifacts, (policy) => {
-    for (const route of policy.routes) route.rate_limit = limit;
-  });
-
-// The gateway in workerd alone, its policy and the issuer's key set already in KV (as after a deploy
-// and one earlier isolate).
+// The gateway in workerd alone (setup.mjs), stopped at the end whatever happens.
 async function workerdGateway(artifacts, issuer, upstream, limit) {
-  const bench = benchArtifacts(artifacts, limit);
-  const kv = {
-    [bench.manifest.policy_kv_key]: bench.policyText,
-    [jwksKey(issuer.url)]: JSON.stringify({ fetched_at: Math.floor(Date.now() / 1000), keys: await issuer.jwks() }),
-  };
-  const worker = await startWorkerd({
-    bundle: join(bench.dir, "gateway.js"),
-    wrangler: bench.wrangler,
-    vars: { ...pointAt(bench.wrangler, { issuer, upstream, audience: AUDIENCE }), UPSTREAM_CREDENTIAL: "bench" },
-    kv,
-    compatibilityDate: compatibilityDate(bench.wrangler.compatibility_date),
-  });
+  const worker = await startGatewayWorkerd(artifacts, issuer, upstream, { limit });
   cleanups.push(worker.stop);
   return { worker, url: worker.url + PATH };
 }
@@ -195,8 +160,8 @@ async function workerdGateway(artifacts, issuer, upstream, limit) {
 // caller at ~1,800 req/s (16 connections, 9 ms apart; nearly all 429), another at 2 requests a second.
 async function floodImpact(artifacts, issuer, upstream) {
   const { worker, url } = await workerdGateway(artifacts, issuer, upstream, { requests: 600, per_seconds: 60 });
-  const flooder = await issuer.token({ sub: "ai-agent", client_id: "ai-agent", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
-  const quiet = await issuer.token({ sub: "airflow-worker", client_id: "airflow-worker", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
+  const flooder = await callerToken(issuer, "ai-agent");
+  const quiet = await callerToken(issuer, "airflow-worker");
   const sample = async (n) => {
     const ms = [];
     for (let i = 0; i < n; i++) {
@@ -311,7 +276,8 @@ async function main() {
   const issuer = await startIssuer();
   cleanups.push(() => issuer.close());
   const upstream = await leanUpstream();
-  const token = await issuer.token({ sub: "ai-agent", client_id: "ai-agent", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
+  cleanups.push(upstream.close);
+  const token = await callerToken(issuer, "ai-agent");
   const get = (name, c) => results.find((r) => r.name === name && r.connections === c);
   const only = process.env.BENCH_ONLY;
   const want = (name) => !only || only.split(",").includes(name);
@@ -345,7 +311,7 @@ async function main() {
   let coldWorkerd, flood, rounds;
   const ratioOf = (full, pass) => full.rps / pass.rps;
   if (want("workerd")) {
-    const pass = await startWorkerd({ script: PASS_SCRIPT, vars: { UPSTREAM: upstream.url }, compatibilityDate: compatibilityDate("2026-11-01") });
+    const pass = await workerdPassThrough(upstream);
     cleanups.push(pass.stop);
     await measure("pass-through Worker (workerd)", pass.url + PATH, token, pass.pid);
 
@@ -357,7 +323,7 @@ async function main() {
       const cold = await workerdGateway(artifacts, issuer, upstream);
       firsts.push([(await timed(cold.url, token)).ms, (await timed(cold.url, token)).ms]);
       await cold.worker.stop();
-      const coldPass = await startWorkerd({ script: PASS_SCRIPT, vars: { UPSTREAM: upstream.url }, compatibilityDate: compatibilityDate("2026-11-01") });
+      const coldPass = await workerdPassThrough(upstream);
       passFirsts.push((await timed(coldPass.url + PATH, token)).ms);
       await coldPass.stop();
     }

@@ -7,34 +7,20 @@
 // Under callgrind V8 leaves most of the gateway's JavaScript in its baseline tier, so JavaScript
 // weighs more here than in a real run; calls into the runtime (Headers, fetch, Response) weigh the same.
 import { execFileSync } from "node:child_process";
-import { writeFileSync, readFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, readFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { Agent, request as httpRequest, createServer } from "node:http";
-import { buildStack, readArtifacts, startIssuer, pointAt, compatibilityDate, withPolicy, jwksKey } from "../../tests/worker/helpers.mjs";
-import { startWorkerd } from "./workerd.mjs";
+import { Agent, request as httpRequest } from "node:http";
+import { buildStack, readArtifacts, startIssuer } from "../../tests/worker/helpers.mjs";
+import { PATH, callerToken, leanUpstream, workerdGateway, workerdPassThrough } from "./setup.mjs";
 
 const N = Number(process.argv[2] || 800);
 const WARM_UP = 800;
-const AUDIENCE = "http://airgate.localhost";
-const PASS_SCRIPT =
-  "export default { fetch(request, env) { const url = new URL(request.url);" +
-  " return fetch(env.UPSTREAM + url.pathname + url.search, { method: request.method, headers: request.headers, body: request.body }); } };";
 
 const artifacts = readArtifacts(buildStack("local"), "warehouse");
 const issuer = await startIssuer();
-const body = JSON.stringify({ upstream: "bench", rows: [1, 2, 3] });
-const upstreamServer = createServer((req, res) => {
-  req.resume();
-  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-  res.end(body);
-});
-await new Promise((resolve) => upstreamServer.listen(0, "127.0.0.1", resolve));
-const upstream = { url: `http://127.0.0.1:${upstreamServer.address().port}` };
-const bench = withPolicy(artifacts, (policy) => {
-  for (const route of policy.routes) route.rate_limit = { requests: 1e9, per_seconds: 1 };
-});
-const token = await issuer.token({ sub: "ai-agent", client_id: "ai-agent", exp: Math.floor(Date.now() / 1000) + 3600 }, { audience: AUDIENCE });
+const upstream = await leanUpstream();
+const token = await callerToken(issuer, "ai-agent");
 const agents = Array.from({ length: 4 }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
 const get = (url, agent) =>
   new Promise((resolve, reject) => {
@@ -52,12 +38,12 @@ const load = async (url, n) =>
     return codes;
   }))).flat();
 
-async function count(name, options) {
+// `start(wrap)` starts the server under the given wrapper (startWorkerd's `wrap`).
+async function count(name, start) {
   const out = mkdtempSync(join(tmpdir(), "airgate-callgrind-"));
-  const wrap = ["valgrind", "--tool=callgrind", "--smc-check=all-non-file", `--callgrind-out-file=${out}/cg.%p`, "--dump-instr=no"];
-  const worker = await startWorkerd({ ...options, wrap });
+  const worker = await start(["valgrind", "--tool=callgrind", "--smc-check=all-non-file", `--callgrind-out-file=${out}/cg.%p`, "--dump-instr=no"]);
   try {
-    const url = worker.url + "/v1/tables/revenue";
+    const url = worker.url + PATH;
     await load(url, WARM_UP);
     execFileSync("callgrind_control", ["-z", String(worker.pid)], { stdio: "ignore" });
     const codes = await load(url, N);
@@ -73,24 +59,18 @@ async function count(name, options) {
   }
 }
 
-const gatewayOptions = (bundle) => ({
-  bundle,
-  wrangler: bench.wrangler,
-  vars: { ...pointAt(bench.wrangler, { issuer, upstream, audience: AUDIENCE }), UPSTREAM_CREDENTIAL: "bench" },
-  compatibilityDate: compatibilityDate(bench.wrangler.compatibility_date),
-});
 try {
-  const kv = { [bench.manifest.policy_kv_key]: bench.policyText, [jwksKey(issuer.url)]: JSON.stringify({ fetched_at: Math.floor(Date.now() / 1000), keys: await issuer.jwks() }) };
-  const pass = await count("pass-through Worker", { script: PASS_SCRIPT, vars: { UPSTREAM: upstream.url }, compatibilityDate: "2026-08-01" });
+  const pass = await count("pass-through Worker", (wrap) => workerdPassThrough(upstream, { wrap }));
   if (process.env.BASE_BUNDLE) {
+    // The same stack's artifacts with an earlier build's bundle in place of this one.
     const dir = mkdtempSync(join(tmpdir(), "airgate-base-"));
-    writeFileSync(join(dir, "gateway.js"), readFileSync(process.env.BASE_BUNDLE));
-    await count("gateway (BASE_BUNDLE)", { ...gatewayOptions(join(dir, "gateway.js")), kv });
+    copyFileSync(process.env.BASE_BUNDLE, join(dir, "gateway.js"));
+    await count("gateway (BASE_BUNDLE)", (wrap) => workerdGateway({ ...artifacts, dir }, issuer, upstream, { wrap }));
   }
-  const full = await count("full gateway", { ...gatewayOptions(join(bench.dir, "gateway.js")), kv });
+  const full = await count("full gateway", (wrap) => workerdGateway(artifacts, issuer, upstream, { wrap }));
   console.log(`pass-through / full gateway = ${(pass / full).toFixed(2)} (the req/s ratio a CPU-bound runtime would show)`);
 } finally {
   issuer.close();
-  upstreamServer.close();
+  await upstream.close();
 }
 process.exit(0);

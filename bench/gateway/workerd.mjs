@@ -53,7 +53,7 @@ function binding(name, value) {
  * `wrangler` (a gateway's wrangler.json) gives vars, KV and Durable Object bindings, overridden
  * by `vars`; `kv` seeds the KV namespace. Resolves {url, pid, lines, stop}.
  */
-export async function startWorkerd({ script, bundle, wrangler = null, vars = {}, kv = {}, compatibilityDate, args = [], wrap = [] }) {
+export async function startWorkerd({ script, bundle, wrangler = null, vars = {}, kv = {}, compatibilityDate, wrap = [] }) {
   const dir = mkdtempSync(join(tmpdir(), "airgate-workerd-"));
   if (bundle) copyFileSync(bundle, join(dir, "main.js"));
   else writeFileSync(join(dir, "main.js"), script);
@@ -92,7 +92,7 @@ const config :Workerd.Config = (
   const log = join(dir, "output.log");
   const sink = openSync(log, "w");
   const [command, ...prefix] = [...wrap, WORKERD];
-  const proc = spawn(command, [...prefix, "serve", join(dir, "config.capnp"), ...args], { stdio: ["ignore", sink, sink] });
+  const proc = spawn(command, [...prefix, "serve", join(dir, "config.capnp")], { stdio: ["ignore", sink, sink] });
   closeSync(sink);
   // Read from the file while workerd runs (its stdio may hold a last partial buffer until it
   // exits), and kept once it has stopped and its folder is gone.

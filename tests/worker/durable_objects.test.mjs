@@ -4,9 +4,8 @@
 // second worker that only counts and records what reaches them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, compatibilityDate,
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, besideGateway,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
@@ -30,18 +29,7 @@ export class RecordingStore extends IdempotencyStore {
 }
 export default { fetch: () => Response.json(seen) };`;
 
-function wrapped(artifacts) {
-  return {
-    name: "wrappers",
-    modulesRoot: artifacts.dir,
-    modules: [
-      { type: "ESModule", path: join(artifacts.dir, "wrappers.js"), contents: WRAPPERS },
-      { type: "ESModule", path: join(artifacts.dir, "gateway.js") },
-    ],
-    compatibilityDate: compatibilityDate(artifacts.wrangler.compatibility_date),
-    durableObjects: { A: "CountingLimiter", B: "RecordingStore" },
-  };
-}
+const wrapped = (artifacts) => besideGateway(artifacts, "wrappers", WRAPPERS, { A: "CountingLimiter", B: "RecordingStore" });
 
 async function gatewayFor(name, options = {}) {
   const artifacts = readArtifacts(buildStack("local"), name);

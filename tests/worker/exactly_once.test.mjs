@@ -5,9 +5,8 @@
 // second worker, so the gateway's code runs unchanged.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, compatibilityDate, withPolicy, airflowRuns,
+  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, withPolicy, airflowRuns, besideGateway,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
@@ -69,16 +68,7 @@ after(async () => {
 });
 
 async function gatewayWithRestartableStore() {
-  const restartable = {
-    name: "restartable",
-    modulesRoot: artifacts.dir,
-    modules: [
-      { type: "ESModule", path: join(artifacts.dir, "restartable.js"), contents: RESTARTABLE },
-      { type: "ESModule", path: join(artifacts.dir, "gateway.js") },
-    ],
-    compatibilityDate: compatibilityDate(artifacts.wrangler.compatibility_date),
-    durableObjects: { STORE: "Restartable" },
-  };
+  const restartable = besideGateway(artifacts, "restartable", RESTARTABLE, { STORE: "Restartable" });
   const gateway = await startGateway(artifacts, {
     vars: pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE, upstreamConfig: { timeout_ms: 5000 } }), // roomy: a loaded CI machine must not time the first call out
     secrets: { UPSTREAM_CREDENTIAL: "airflow-token" },

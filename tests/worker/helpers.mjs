@@ -380,6 +380,23 @@ export function canonicalJson(value) {
   return JSON.stringify(value);
 }
 
+/**
+ * A second Worker for the same Miniflare: `source` (the module `<name>.js`) beside the gateway's
+ * bundle, so it can extend the gateway's Durable Object classes; `durableObjects` as Miniflare's.
+ */
+export function besideGateway(artifacts, name, source, durableObjects) {
+  return {
+    name,
+    modulesRoot: artifacts.dir,
+    modules: [
+      { type: "ESModule", path: join(artifacts.dir, `${name}.js`), contents: source },
+      { type: "ESModule", path: join(artifacts.dir, "gateway.js") },
+    ],
+    compatibilityDate: compatibilityDate(artifacts.wrangler.compatibility_date),
+    durableObjects,
+  };
+}
+
 /** The same gateway with its compiled policy edited by `mutate` (re-hashed, as the compiler would). */
 export function withPolicy(artifacts, mutate) {
   const policy = JSON.parse(artifacts.policyText);

@@ -206,7 +206,6 @@ async function trigger(ctx, dagId) {
 export async function dagTriggerHandler(ctx) {
   const { dag_id: dagId, run_id: runId } = ctx.params;
   const method = ctx.method;
-  ctx.deadline = Infinity;
   if (dagId && runId === undefined && method === "POST") return trigger(ctx, dagId);
   if (dagId && runId !== undefined && (method === "GET" || method === "HEAD")) {
     return toResponse(await callAirflow(ctx, "GET", `${runsPath(dagId)}/${encodeURIComponent(runId)}`), ctx.requestId);

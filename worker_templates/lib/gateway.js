@@ -11,7 +11,7 @@
 import { GatewayError, problem, sha256hex, readCapped } from "./problem.js";
 import { normalisePath, formatPath, evaluate, params } from "./path.js";
 import { identify } from "./identity.js";
-import { readHeaders } from "./proxy.js";
+import { readHeaders, checkQuery } from "./proxy.js";
 
 const DEFAULT_CONTROL_TTL_S = 10;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -246,7 +246,8 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const limits = policy.limits;
     const url = new URL(request.url);
     const { pathname, search } = url;
-    const fields = readHeaders(headers, search, () => url.searchParams, limits.max_header_bytes);
+    const fields = readHeaders(headers, limits.max_header_bytes);
+    if (search) checkQuery(url.searchParams);
     // RFC 9112 §6.1: a message with both is a smuggling attempt as often as not; refuse it.
     if (fields.has("transfer-encoding") && fields.has("content-length")) {
       throw new GatewayError("ambiguous_body_length", "Content-Length together with Transfer-Encoding");
@@ -257,7 +258,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     if (expect !== undefined && expect.trim().toLowerCase() !== "100-continue") throw new GatewayError("expectation_failed");
     // Every field a later step sets is declared here, so each request's context has one shape.
     const ctx = {
-      request, env, config, policy, url, fields, method, search,
+      request, env, config, policy, fields, method, search,
       identity: { roles: [] },
       requestId: record.request_id,
       traceparent: record.traceparent,

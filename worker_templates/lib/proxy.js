@@ -20,15 +20,14 @@ const OVERRIDES = new Set("x-http-method-override x-http-method x-method-overrid
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // The one pass over the request headers (the runtime gives their names lower-cased, repeated
-// fields joined as `get` joins them): their size, and no method or path override in any spelling;
-// then no `_method` in the query. Returns them as a Map of name → value, which every later step
-// reads instead of asking the runtime again: each call into the runtime's Headers costs thousands
-// of instructions (bench/gateway/instructions).
-export function readHeaders(headers, search, searchParams, maxBytes) {
+// fields joined as `get` joins them): their size, and no method or path override in any spelling.
+// Returns them as a Map of name → value, which every later step reads instead of asking the
+// runtime again: each call into the runtime's Headers costs thousands of instructions
+// (bench/gateway/instructions).
+export function readHeaders(headers, maxBytes) {
   let total = 0;
   const fields = new Map();
-  for (const pair of headers) {
-    const [name, value] = pair;
+  for (const [name, value] of headers) {
     fields.set(name, value);
     total += name.length + value.length + 4;
     if (OVERRIDES.has(name.includes("_") ? name.replace(/_/g, "-") : name)) {
@@ -36,12 +35,14 @@ export function readHeaders(headers, search, searchParams, maxBytes) {
     }
   }
   if (total > maxBytes) throw new GatewayError("headers_too_large", `request headers exceed ${maxBytes} bytes`);
-  if (search) {
-    for (const [name] of searchParams()) {
-      if (name.toLowerCase() === "_method") throw new GatewayError("override_refused", "_method is not accepted");
-    }
-  }
   return fields;
+}
+
+// No `_method` (a method override, in any case) in the query.
+export function checkQuery(searchParams) {
+  for (const [name] of searchParams) {
+    if (name.toLowerCase() === "_method") throw new GatewayError("override_refused", "_method is not accepted");
+  }
 }
 
 function allowedFor(policy, route) {
