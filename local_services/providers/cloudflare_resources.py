@@ -10,6 +10,7 @@ table `airgate diff` reads. What a resource's `read` reports is what the API hol
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,7 +20,7 @@ from cloudflare import Cloudflare
 
 from infra.review.replacements import REPLACE_ON
 from local_services.providers.properties import from_api, to_api
-from local_services.providers.server import Created, ProviderError, ResourceType
+from local_services.providers.server import Created, ProviderError, ResourceType, Tables
 
 _T = TypeVar("_T")
 
@@ -161,7 +162,7 @@ class WorkersKv:
                 inputs["keyName"],
                 account_id=inputs["accountId"],
                 namespace_id=inputs["namespaceId"],
-                value=inputs.get("value", ""),
+                value=str(inputs.get("value", "")).encode(),
             ),
         )
 
@@ -421,13 +422,25 @@ def _tunnel_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def cloudflare_types(config: Mapping[str, Any]) -> Mapping[str, ResourceType]:
-    token, base_url = config.get("apiToken"), config.get("baseUrl")
+def _workers_scripts(api: Cloudflare) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """`get_workers_scripts`: the account's scripts, each with the migration tag it carries."""
+
+    def invoke(args: dict[str, Any]) -> dict[str, Any]:
+        listed = _call("list Workers", lambda: list(api.workers.scripts.list(account_id=args["accountId"])))
+        return {"accountId": args["accountId"], "results": [from_api(_dump(s)) for s in listed]}
+
+    return invoke
+
+
+def cloudflare_tables(config: Mapping[str, Any]) -> Tables:
+    # As the real provider: configuration first, then the environment variables it documents.
+    token = config.get("apiToken") or os.environ.get("CLOUDFLARE_API_TOKEN")
+    base_url = config.get("baseUrl") or os.environ.get("CLOUDFLARE_BASE_URL")
     if not token or not base_url:
         raise ProviderError("cloudflare: set cloudflare:apiToken and cloudflare:baseUrl")
     api = Cloudflare(api_token=str(token), base_url=str(base_url), max_retries=0)
     zt = "cloudflare:index/zeroTrust"
-    return {
+    resources: dict[str, ResourceType] = {
         "cloudflare:index/workersScript:WorkersScript": WorkersScript(api),
         "cloudflare:index/workersKvNamespace:WorkersKvNamespace": WorkersKvNamespace(api),
         "cloudflare:index/workersKv:WorkersKv": WorkersKv(api),
@@ -455,3 +468,4 @@ def cloudflare_types(config: Mapping[str, Any]) -> Mapping[str, ResourceType]:
         ),
         "cloudflare:index/logpushJob:LogpushJob": AccountObject(api, "LogpushJob", lambda a: a.logpush.jobs),
     }
+    return Tables(resources, {"cloudflare:index/getWorkersScripts:getWorkersScripts": _workers_scripts(api)})

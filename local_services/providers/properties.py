@@ -10,12 +10,15 @@ from google.protobuf import json_format, struct_pb2
 
 # The engine's marker for a value not known until apply (pulumi/runtime/rpc.py: UNKNOWN).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+# A secret travels as {SIG: SECRET_SIG, "value": ...} (pulumi/runtime/rpc.py: _special_sig_key).
+SIG = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a protocol marker
 
 
 def to_dict(struct: struct_pb2.Struct | None) -> dict[str, Any]:
     if struct is None:
         return {}
-    return _ints(json_format.MessageToDict(struct))
+    return _plain(json_format.MessageToDict(struct))
 
 
 def to_struct(values: dict[str, Any]) -> struct_pb2.Struct:
@@ -59,14 +62,17 @@ def from_api(value: Any) -> Any:
     return value
 
 
-def _ints(value: Any) -> Any:
-    # Struct numbers are doubles; the API and the diff want 1, not 1.0.
+def _plain(value: Any) -> Any:
+    # Struct numbers are doubles; the API and the diff want 1, not 1.0. Provider configuration
+    # arrives with its secrets still wrapped, whatever Configure answered about accepting them.
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
+        if value.get(SIG) == SECRET_SIG:
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_ints(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 

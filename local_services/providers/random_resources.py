@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from infra.review.replacements import REPLACE_ON
-from local_services.providers.server import Created, ProviderError, ResourceType
+from local_services.providers.server import Created, ProviderError, Tables
 
 # terraform-provider-random internal/random/string.go: the default special characters.
 DEFAULT_SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
@@ -78,8 +78,10 @@ class RandomBytes:
         return None
 
 
-def random_types(config: Mapping[str, Any]) -> Mapping[str, ResourceType]:
-    return {
-        "random:index/randomPassword:RandomPassword": RandomPassword(),
-        "random:index/randomBytes:RandomBytes": RandomBytes(),
-    }
+def random_tables(config: Mapping[str, Any]) -> Tables:
+    return Tables(
+        {
+            "random:index/randomPassword:RandomPassword": RandomPassword(),
+            "random:index/randomBytes:RandomBytes": RandomBytes(),
+        }
+    )

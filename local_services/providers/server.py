@@ -48,13 +48,23 @@ class ResourceType(Protocol):
     def delete(self, id_: str, state: dict[str, Any]) -> None: ...
 
 
+Function = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Tables:
+    resources: Mapping[str, ResourceType]
+    functions: Mapping[str, Function] = field(default_factory=dict)
+    """Data sources (`get_…` in the SDKs): token → arguments to result."""
+
+
 @dataclass
 class Provider:
     name: str
     version: str
-    types: Callable[[Mapping[str, Any]], Mapping[str, ResourceType]]
-    """Builds the resource table from the provider's configuration (Configure's arguments)."""
-    table: Mapping[str, ResourceType] = field(default_factory=dict)
+    build: Callable[[Mapping[str, Any]], Tables]
+    """Builds the tables from the provider's configuration (Configure's arguments)."""
+    tables: Tables = field(default_factory=lambda: Tables({}))
 
 
 _T = TypeVar("_T")
@@ -84,12 +94,22 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         prefix = f"{self.provider.name}:config:"
         for key, value in request.variables.items():
             config.setdefault(key.removeprefix(prefix), value)
-        self.provider.table = _guard(context, lambda: self.provider.types(config))
+        self.provider.tables = _guard(context, lambda: self.provider.build(config))
         # Secrets arrive unwrapped; the engine keeps an output secret when its input was.
         return provider_pb2.ConfigureResponse(acceptSecrets=False, supportsPreview=True)
 
     def Cancel(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> empty_pb2.Empty:
         return empty_pb2.Empty()
+
+    def Invoke(
+        self, request: provider_pb2.InvokeRequest, context: grpc.ServicerContext
+    ) -> provider_pb2.InvokeResponse:
+        function = self.provider.tables.functions.get(request.tok)
+        if function is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{self.provider.name}: no function {request.tok}")
+        assert function is not None
+        result = _guard(context, lambda: function(to_dict(request.args)))
+        return provider_pb2.InvokeResponse(**{"return": to_struct(result)})
 
     # -- resources ----------------------------------------------------------------------------------
 
@@ -173,7 +193,7 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         return empty_pb2.Empty()
 
     def _type(self, token: str, context: grpc.ServicerContext) -> ResourceType:
-        kind = self.provider.table.get(token)
+        kind = self.provider.tables.resources.get(token)
         if kind is None:
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"{self.provider.name}: unknown resource type {token}"
