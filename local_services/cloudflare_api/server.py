@@ -1,0 +1,115 @@
+"""The HTTP side: `/client/v4` on 127.0.0.1, bearer-token authentication, Cloudflare's envelope
+(`success`, `errors`, `messages`, `result`, `result_info`) around every JSON answer."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import sys
+import traceback
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from local_services.cloudflare_api import resources  # noqa: F401 - registers the routes
+from local_services.cloudflare_api.errors import (
+    ApiError,
+    authentication_error,
+    malformed_authorization,
+    missing_credentials,
+    no_route,
+)
+from local_services.cloudflare_api.request import Answer, Request
+from local_services.cloudflare_api.router import resolve
+from local_services.cloudflare_api.store import Store
+
+PREFIX = "/client/v4"
+# Larger than any body the API accepts (a Worker upload is at most 10 MB compressed, a KV value 25 MiB);
+# bigger requests are refused before they are read.
+MAX_BODY = 64 * 1024 * 1024
+
+
+def envelope(answer: Answer | None, error: ApiError | None) -> dict[str, Any]:
+    if error is not None:
+        return {"success": False, "errors": [error.error()], "messages": [], "result": None}
+    assert answer is not None
+    document: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": answer.result}
+    if answer.result_info is not None:
+        document["result_info"] = answer.result_info
+    return document
+
+
+def make_handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "cloudflare-api-emulator"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _authenticate(self) -> None:
+            header = self.headers.get("authorization")
+            if header is None:
+                raise missing_credentials()
+            scheme, _, presented = header.partition(" ")
+            if scheme.lower() != "bearer" or not presented.strip():
+                raise malformed_authorization()
+            if not hmac.compare_digest(presented.strip().encode(), token.encode()):
+                raise authentication_error()
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_BODY:
+                raise ApiError(413, 10027, "request body too large")
+            return self.rfile.read(length) if length else b""
+
+        def _answer(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            answer: Answer | None = None
+            error: ApiError | None = None
+            try:
+                body = self._body()
+                if not url.path.startswith(PREFIX + "/"):
+                    raise no_route()
+                self._authenticate()
+                path = url.path[len(PREFIX) :]
+                handler, params = resolve(self.command, path)
+                request = Request(
+                    self.command,
+                    path,
+                    params,
+                    urllib.parse.parse_qs(url.query),
+                    self.headers.get("content-type", ""),
+                    body,
+                )
+                answer = handler(request, store)
+            except ApiError as refused:
+                error = refused
+            except Exception:  # a bug in the emulator: say so loudly, never pretend success
+                traceback.print_exc(file=sys.stderr)
+                error = ApiError(500, 10002, "emulator: unexpected internal error (see its stderr)")
+            if answer is not None and answer.raw is not None:
+                self._send(answer.status, answer.raw, answer.raw_type, answer.headers)
+                return
+            status = error.status if error is not None else answer.status if answer else 200
+            payload = json.dumps(envelope(answer, error)).encode()
+            self._send(status, payload, "application/json", {})
+
+        def _send(self, status: int, payload: bytes, kind: str, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _answer
+
+    return Handler
+
+
+def serve(store: Store, token: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(store, token))
+    server.daemon_threads = True
+    return server
