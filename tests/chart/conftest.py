@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from infra.airflow.chart import ChartNotFound, locate_chart
 from infra.airflow.kubernetes_plan import rotation_annotations
 from infra.airflow.plan import KubernetesPlan, plan_airflow
 from infra.config.model import StackConfig
+from tests.chart.cluster import Cluster, control_plane
 from tests.chart.helm import HELM, ROOT
 
 K8S_STACKS = ["dev", "staging", "prod"]
@@ -39,3 +41,10 @@ def release_values(plan: KubernetesPlan) -> dict[str, Any]:
     fixed text; in a deploy, of the secrets)."""
     digest = hashlib.sha256(b"connections").hexdigest()
     return rotation_annotations(plan.helm_values, digest, hashlib.sha256(b"sign-in").hexdigest())
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One etcd and kube-apiserver for the whole tier, stopped at its end whatever happened."""
+    with control_plane(tmp_path_factory.mktemp("control-plane")) as running:
+        yield running
