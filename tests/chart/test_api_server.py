@@ -11,7 +11,7 @@ import pytest
 from infra.config.loader import load_stack
 from tests.chart.cluster import ApiError, Cluster
 from tests.chart.conftest import K8S_STACKS, kubernetes_plan, release_values
-from tests.chart.helm import render, values_file
+from tests.chart.helm import helm, render, values_file
 
 SERVER_VERSION = "v1.36.3"
 
@@ -63,3 +63,41 @@ def test_strict_field_validation_refuses_a_misspelt_field(cluster: Cluster) -> N
     with pytest.raises(ApiError) as refused:
         cluster.create(broken, "typo")
     assert refused.value.code == 400 and 'unknown field "spec.replica"' in str(refused.value)
+
+
+def test_a_helm_release_fails_on_an_image_bump(cluster: Cluster, chart: Path, tmp_path: Path) -> None:
+    """Why the program deploys the chart with helm.v4.Chart (README, "Which Helm resource"): under a
+    Helm release (what helm.v3.Release runs), bumping the image changes the migration Job's pod
+    template, which Kubernetes refuses to change, so `helm upgrade` fails until the Job is gone (the
+    TTL controller deletes it 300 s after it finishes). helm.v4.Chart plans a replacement instead."""
+    plan = kubernetes_plan("dev", load_stack("dev").config)
+    namespace = "helm-release"
+    cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, None)
+    values = release_values(plan)
+    first = helm(
+        "install",
+        "airflow",
+        str(chart),
+        "-n",
+        namespace,
+        "-f",
+        str(values_file(values, tmp_path)),
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+    )
+    assert first.code == 0, first.output
+    values["images"]["airflow"]["tag"] = "3.3.2-airgate.2"
+    bumped = helm(
+        "upgrade",
+        "airflow",
+        str(chart),
+        "-n",
+        namespace,
+        "-f",
+        str(values_file(values, tmp_path)),
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+    )
+    assert bumped.code != 0
+    assert 'Job.batch "airflow-run-airflow-migrations" is invalid' in bumped.output
+    assert "field is immutable" in bumped.output
