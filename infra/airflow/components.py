@@ -256,6 +256,11 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             f"{name}-cluster",
             kubeconfig=args.kubeconfig,
             context=plan.kube_context,
+            # Without these the provider replaces a Secret or ConfigMap whose data changes (delete,
+            # then create, under the same name): a connection added would leave pods starting in
+            # between without their Secret. Updated in place, pods roll by their digests instead.
+            enable_secret_mutable=True,
+            enable_config_map_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         manifests = {(m["kind"], m["metadata"]["name"]): m for m in plan.manifests}
@@ -414,9 +419,10 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             namespace=plan.namespace,
             values=values,
             **source,
-            # Protected with the namespace: deleting the chart in prod takes every Airflow pod with it.
+            # Not protected, even in prod: its objects inherit the flag, and a protected migration Job
+            # could never be replaced for a new image. It holds no data; the namespace is protected.
             opts=pulumi.ResourceOptions.merge(
-                in_ns, options(self, plan.cluster_protection, depends_on=[namespace, *secrets, *database])
+                in_ns, pulumi.ResourceOptions(depends_on=[namespace, *secrets, *database])
             ),
         )
 
