@@ -15,14 +15,20 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra.config.loader import PROJECT_ROOT, load_stack, referenced_secrets
 from local_services.cloudflare_api.testing import RunningEmulator, running_emulator
+from tests.engine.faults import FaultPlan, faulty_proxy
 from tests.engine.project import EngineProject
 
 TOOLS = PROJECT_ROOT / ".tools" / "bin"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stack(name): the stack whose account and zone the emulator holds")
 
 
 def _launcher(folder: Path, provider: str) -> Path:
@@ -55,41 +61,57 @@ def plugin_launchers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 @dataclass
 class Deployment:
-    """One stack of the project, deployed by the real engine into the emulator."""
+    """One stack of the project, deployed by the real engine into the emulator (through a proxy
+    that can fail a named request once)."""
 
     project: EngineProject
     api: RunningEmulator
+    base_url: str
+    faults: FaultPlan
     token: str
 
-    def init(self, stack: str) -> None:
+    def init(self, stack: str, **overrides: str) -> dict[str, str]:
+        """`pulumi stack init` and the config a user sets: the provider's endpoint and token, and a
+        value for every secret the stack refers to (`overrides` by key). Returns the secrets."""
         loaded = load_stack(stack, self.project.stacks_dir)
         values = {key: f"secret-{stack}-{key}" for key in sorted(referenced_secrets(loaded.config))}
+        values.update(overrides)
         self.project.init_stack(
             stack,
-            {"cloudflare:baseUrl": self.api.base_url},
+            {"cloudflare:baseUrl": self.base_url},
             {"cloudflare:apiToken": self.token, **{f"airgate:{k}": v for k, v in values.items()}},
         )
+        return values
 
-    def account(self, stack: str) -> dict[str, object]:
+    def account(self, stack: str) -> dict[str, Any]:
         loaded = load_stack(stack, self.project.stacks_dir)
         found = self.api.state()["accounts"][loaded.config.account_id]
         assert isinstance(found, dict)
         return found
 
+    def tags(self, stack: str) -> dict[str, str | None]:
+        """Script name → the Durable Object migration tag the API holds for it."""
+        return {name: s.get("migration_tag") for name, s in self.account(stack)["scripts"].items()}
+
 
 @pytest.fixture
-def deployment(tmp_path: Path, plugin_launchers: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[Deployment]:
+def deployment(
+    tmp_path: Path, plugin_launchers: dict[str, Path], request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
     """An emulator seeded with the stack's account and zone (as an account has them before any
     deploy), and the project copy the CLI runs in. The stack is the test's `stack` mark."""
     marker = request.node.get_closest_marker("stack")
     stack = marker.args[0] if marker else "dev"
     loaded = load_stack(stack)
-    token = secrets.token_urlsafe(24)
+    token = secrets.token_hex(24)
     project = EngineProject.lay_out(tmp_path, plugin_launchers)
-    with running_emulator(
-        tmp_path / "state" / "cloudflare.json",
-        token,
-        loaded.config.account_id,
-        {loaded.config.zone_id: loaded.config.zone},
-    ) as api:
-        yield Deployment(project, api, token)
+    with (
+        running_emulator(
+            tmp_path / "state" / "cloudflare.json",
+            token,
+            loaded.config.account_id,
+            {loaded.config.zone_id: loaded.config.zone},
+        ) as api,
+        faulty_proxy(api.base_url) as (base_url, faults),
+    ):
+        yield Deployment(project, api, base_url, faults, token)

@@ -22,7 +22,7 @@ import yaml
 
 from infra.config.loader import PROJECT_ROOT
 
-PASSPHRASE = "airgate-engine-tests"  # noqa: S105 - a test stack's passphrase, not a credential
+PASSPHRASE = "airgate-engine-tests"
 # What a run that needs no input may take at most; a hang is a defect, reported as such.
 RUN_TIMEOUT = 600
 
@@ -51,32 +51,39 @@ class Run:
     @property
     def steps(self) -> list[Change]:
         """Every step the engine finished (up) or planned (preview), in its order."""
-        found: list[Change] = []
+        return [(op, kind_of(type_), name) for op, type_, name in self._steps()]
+
+    def _steps(self) -> list[tuple[str, str, str]]:
+        found: list[tuple[str, str, str]] = []
         for event in self.events:
             meta = (event.get("resOutputsEvent") or {}).get("metadata")
             if meta is None and self.is_preview:
                 meta = (event.get("resourcePreEvent") or {}).get("metadata")
             if meta is not None:
-                urn = meta["urn"]
-                found.append((meta["op"], kind_of(meta["type"]), urn.rsplit("::", 1)[-1]))
+                found.append((meta["op"], meta["type"], meta["urn"].rsplit("::", 1)[-1]))
         return found
 
     @property
     def changes(self) -> set[Change]:
-        """The steps that change something, `replace` standing for the whole create-and-delete."""
+        """The steps that change something in the account or cluster, `replace` standing for the
+        whole create-and-delete. The program's own components (`airgate:*`) own nothing there and
+        are left out: the engine reports them only as their children settle."""
         result: set[Change] = set()
-        for op, kind, name in self.steps:
+        for op, type_, name in self._steps():
             if op in {"create-replacement", "delete-replaced"}:
                 op = "replace"
-            if op in CHANGING and kind != "Stack":
-                result.add((op, kind, name))
+            if op in CHANGING and not type_.startswith(("airgate:", "pulumi:pulumi:Stack")):
+                result.add((op, kind_of(type_), name))
         return result
 
     @property
     def failed(self) -> list[Change]:
         return [
-            (e["resOpFailedEvent"]["metadata"]["op"], kind_of(e["resOpFailedEvent"]["metadata"]["type"]),
-             e["resOpFailedEvent"]["metadata"]["urn"].rsplit("::", 1)[-1])
+            (
+                e["resOpFailedEvent"]["metadata"]["op"],
+                kind_of(e["resOpFailedEvent"]["metadata"]["type"]),
+                e["resOpFailedEvent"]["metadata"]["urn"].rsplit("::", 1)[-1],
+            )
             for e in self.events
             if "resOpFailedEvent" in e
         ]
@@ -142,7 +149,9 @@ class EngineProject:
         return {
             **os.environ,
             # The CLI and language host (./dev setup links them), and uv for Pulumi.yaml's toolchain.
-            "PATH": os.pathsep.join([str(tools / "bin"), str(tools / "bootstrap" / "bin"), os.environ["PATH"]]),
+            "PATH": os.pathsep.join(
+                [str(tools / "bin"), str(tools / "bootstrap" / "bin"), os.environ["PATH"]]
+            ),
             "PULUMI_HOME": str(self.pulumi_home),
             "PULUMI_BACKEND_URL": f"file://{self.backend}",
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
@@ -152,8 +161,10 @@ class EngineProject:
             **self.extra_env,
         }
 
-    def pulumi(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(  # noqa: S603 - the real CLI with our own arguments
+    def pulumi(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
             ["pulumi", "--non-interactive", *args],
             cwd=self.root,
             env=self.env(),
@@ -164,7 +175,9 @@ class EngineProject:
             check=False,
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"`pulumi {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"`pulumi {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def run(self, *args: str) -> Run:
@@ -234,7 +247,9 @@ def _events(stdout: str) -> list[dict[str, Any]]:
         for s in document["steps"]
     ]
     diagnostics = [{"diagnosticEvent": d} for d in document.get("diagnostics") or []]
-    return planned + diagnostics + [{"summaryEvent": {"resourceChanges": document.get("changeSummary") or {}}}]
+    return (
+        planned + diagnostics + [{"summaryEvent": {"resourceChanges": document.get("changeSummary") or {}}}]
+    )
 
 
 def _type_of(urn: str) -> str:
