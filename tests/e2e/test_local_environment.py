@@ -17,7 +17,7 @@ import pytest
 from infra.config.loader import PROJECT_ROOT, load_stack
 from infra.local import demo
 from infra.local.environment import prepare
-from infra.local.plan import OTHER_AUDIENCE, LocalPlan
+from infra.local.plan import OTHER_AUDIENCE, TRIGGER_PASSWORD_SECRET, LocalPlan
 from infra.local.processes import Supervisor
 
 pytestmark = pytest.mark.slow
@@ -147,16 +147,25 @@ def test_token_for_another_audience_is_401(environment: Environment) -> None:
     assert answer.status == 401
 
 
-def airflow_runs(environment: Environment, dag_id: str) -> list[dict[str, object]]:
-    password = environment.secrets["airflow-admin-password"]
+def gateway_account_token(environment: Environment) -> str:
+    """An Airflow API token for the trigger gateway's own account (the only password account)."""
     login = demo.http(
-        "POST", environment.plan.airflow_url + "/auth/token", body={"username": "admin", "password": password}
+        "POST",
+        environment.plan.airflow_url + "/auth/token",
+        body={
+            "username": environment.plan.trigger_account,
+            "password": environment.secrets[TRIGGER_PASSWORD_SECRET],
+        },
     )
-    token = login.body["access_token"]
+    assert login.status == 201, login.body
+    return str(login.body["access_token"])
+
+
+def airflow_runs(environment: Environment, dag_id: str) -> list[dict[str, object]]:
     answer = demo.http(
         "GET",
-        environment.plan.airflow_url + f"/api/v2/dags/{dag_id}/dagRuns",
-        headers={"authorization": f"Bearer {token}"},
+        environment.plan.airflow_url + f"/api/v2/dags/{dag_id}/dagRuns?limit=100",
+        headers={"authorization": f"Bearer {gateway_account_token(environment)}"},
     )
     assert answer.status == 200, answer.body
     return list(answer.body["dag_runs"])
