@@ -356,14 +356,14 @@ test("the note shows the subject as a code span, never as Markdown, within Airfl
   assert.equal(long.log.subject, "p".repeat(2000), "the decision line keeps the whole subject");
 });
 
-test("the note stays one line whatever the subject holds", () => {
+test("the note stays one line, read as written, whatever the subject holds", () => {
   const note = runNote({
-    identity: { subject: "a\nb\r\u2028c", kind: "person" },
+    identity: { subject: "a\nb\r\u2028c\u202eevil", kind: "person" },
     env: { ENVIRONMENT: "local" },
     policy: { gateway: "trigger" },
     requestId: "r-0",
   });
-  assert.equal(note, "Triggered by person `a\\u000ab\\u000d\\u2028c` through airgate gateway trigger (local), request_id r-0");
+  assert.equal(note, "Triggered by person `a\\u000ab\\u000d\\u2028c\\u202eevil` through airgate gateway trigger (local), request_id r-0");
 });
 
 test("the kind the note names comes from the verified claims: person, OIDC client, service token", () => {

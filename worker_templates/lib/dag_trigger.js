@@ -98,9 +98,10 @@ function toResponse(stored, requestId, replayed) {
 const KINDS = { person: "person", oidc_client: "OIDC client", service_token: "service token" };
 const MAX_SUBJECT = 256;
 
-// One line whatever the subject holds: control and line-separator characters become \uXXXX.
+// One line that reads as what it holds: control and line-separator characters, and the
+// bidirectional controls that could make a name display as another, become \uXXXX.
 const oneLine = (text) =>
-  text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 
 // Airflow's UI renders a note as Markdown: the subject goes in a code span (CommonMark §6.1), shown
 // exactly as verified, never as a link or emphasis. The fence is longer than any backtick run in it.
@@ -115,7 +116,8 @@ function codeSpan(text) {
 // characters) is cut at MAX_SUBJECT, the decision line keeping it whole.
 export function runNote(ctx) {
   const { subject, kind } = ctx.identity;
-  const shown = subject.length > MAX_SUBJECT ? `${subject.slice(0, MAX_SUBJECT)}…` : subject;
+  const points = [...subject]; // cut between characters, never inside a surrogate pair
+  const shown = points.length > MAX_SUBJECT ? `${points.slice(0, MAX_SUBJECT).join("")}…` : subject;
   const environment = ctx.env.ENVIRONMENT ? ` (${ctx.env.ENVIRONMENT})` : "";
   return (
     `Triggered by ${KINDS[kind] ?? "caller"} ${codeSpan(oneLine(shown))} ` +
