@@ -19,6 +19,7 @@ from infra.airflow.connections import plan_connections
 from infra.airflow.jobs_plan import bootstrap_args
 from infra.airflow.kubernetes_plan import TRIGGER_PASSWORD_ENV, plan_helm_values
 from infra.config.loader import load_stack
+from tests.airflow.accounts import account, probe, tamper
 from tests.airflow.conftest import DAGS, ROOT
 
 pytestmark = pytest.mark.slow
@@ -102,32 +103,6 @@ def test_granted_dags_are_unpaused_on_a_fresh_database(deployed: dict[str, str])
     assert [run["state"] for run in runs] == ["queued"]
 
 
-def account(env: dict[str, str], username: str, *candidates: str) -> tuple[list[str], list[str]]:
-    """The user's roles, and which of `candidates` its stored password hash accepts (one Airflow start)."""
-    probe = (
-        "import sys\n"
-        "from werkzeug.security import check_password_hash\n"
-        "from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder\n"
-        "with get_application_builder() as appbuilder:\n"
-        "    user = appbuilder.sm.find_user(username=sys.argv[1])\n"
-        "    print('ROLES', ','.join(sorted(r.name for r in user.roles)))\n"
-        "    for candidate in sys.argv[2:]:\n"
-        "        if check_password_hash(user.password, candidate):\n"
-        "            print('MATCH', candidate)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe, username, *candidates],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    [roles] = [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("ROLES ")]
-    matches = [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("MATCH ")]
-    return roles.split(","), matches
-
-
 def test_the_bootstrap_job_is_idempotent_and_applies_a_rotated_password(
     deployed: dict[str, str], tmp_path: Path
 ) -> None:
@@ -154,17 +129,21 @@ def test_the_bootstrap_job_is_idempotent_and_applies_a_rotated_password(
     assert account(deployed, user, first, rotated) == (["User"], [rotated])
 
 
-def test_the_bootstrap_job_takes_back_a_role_added_by_hand(deployed: dict[str, str], tmp_path: Path) -> None:
+def test_the_bootstrap_job_takes_back_a_role_added_by_hand_and_leaves_a_deactivation(
+    deployed: dict[str, str], tmp_path: Path
+) -> None:
     settings = load_stack("prod").config.airflow
     assert settings is not None
     user, password = settings.trigger_api_user, "a-password-value"
     env = {**deployed, TRIGGER_PASSWORD_ENV: password, "PATH": f"{BIN}{os.pathsep}{deployed['PATH']}"}
     args = bootstrap_args(settings)
     subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, timeout=300, check=True)
-    airflow(deployed, "users", "add-role", "--username", user, "--role", "Admin")
-    assert account(deployed, user)[0] == ["Admin", "User"]
+    tamper(deployed, user)
+    assert probe(deployed, user)["ROLES"] == ["Admin", "User"]
     again = subprocess.run(
         args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True
     )
     assert "roles ['Admin', 'User'] -> [User]" in again.stdout
-    assert account(deployed, user, password) == (["User"], [password])
+    assert "the account is deactivated" in again.stdout
+    found = probe(deployed, user, password)
+    assert (found["ROLES"], found["ACTIVE"], found["MATCH"]) == (["User"], ["False"], [password])
