@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     print(json.dumps({"url": f"http://127.0.0.1:{server.server_port}{PREFIX}"}), flush=True)
     try:
-        server.serve_forever()
+        # A short poll interval: SIGTERM's shutdown() is noticed at once, not half a second later.
+        server.serve_forever(poll_interval=0.05)
     except KeyboardInterrupt:
         pass
     finally:

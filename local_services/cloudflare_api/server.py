@@ -42,6 +42,9 @@ def envelope(answer: Answer | None, error: ApiError | None) -> dict[str, Any]:
 def make_handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; with Nagle's algorithm on, each keep-alive
+        # answer waits ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
         server_version = "cloudflare-api-emulator"
 
         def log_message(self, format: str, *args: Any) -> None:

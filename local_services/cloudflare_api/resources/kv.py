@@ -305,11 +305,15 @@ def bulk_read(request: Request, store: Store) -> Answer:
                         value = json.loads(value)
                     except ValueError:
                         raise ApiError(400, INVALID, f"the value of {key!r} is not JSON") from None
+            # The published schema (the client's WorkersKVBulkGetResult) has no null value: a key that
+            # is not there is left out, and is null only in the with-metadata form.
             if with_metadata:
                 metadata = entry["metadata"] if entry else None
                 expiration = entry["expiration"] if entry else None
-                values[key] = {"value": value, "metadata": metadata, "expiration": expiration}
-            else:
+                values[key] = (
+                    {"value": value, "metadata": metadata, "expiration": expiration} if entry else None
+                )
+            elif entry is not None:
                 values[key] = value
         return Answer({"values": values})
 
