@@ -8,9 +8,12 @@ checked completely before anything changes; a refused request changes nothing.
 
 Run it: `python -m local_services.cloudflare_api --state PATH --token TOKEN --account ID
 [--zone ID=name ...] --port 0` prints `{"url": "http://127.0.0.1:PORT/client/v4"}` when ready.
-Tests use `local_services.cloudflare_api.testing.running_emulator`.
+Tests use `local_services.cloudflare_api.testing.running_emulator`. Beside the state file it appends
+the request journal (`PATH.requests.jsonl`: one line per request but GETs, with status and code), and
+`/__emulator/faults` makes chosen requests fail (faults.py), for deploys that fail half-way.
 
-The state file (JSON, replaced atomically after every accepted change; survives a restart):
+The state file (JSON, replaced atomically after every accepted change; survives a restart; keys that
+start with `_` are the emulator's own bookkeeping):
 
     {
       "format": "airgate-cloudflare-emulator/1",

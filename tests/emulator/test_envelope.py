@@ -107,3 +107,22 @@ def test_a_file_that_is_not_emulator_state_is_refused(state_path: Path) -> None:
     ):
         pass
     assert json.loads(state_path.read_text()) == {"something": "else"}
+
+
+def test_a_fault_on_request_fails_one_call_and_changes_nothing(
+    cf: Cloudflare, emulator: RunningEmulator
+) -> None:
+    """For tests of a deploy that fails half-way: the failure is the API's answer, the state untouched."""
+    emulator.fail_next("PUT", r"/workers/scripts/gw$", status=500, code=10013, message="upstream failure")
+    with pytest.raises(cloudflare.InternalServerError) as caught:
+        upload(cf)
+    assert [(e.code, e.message) for e in caught.value.errors] == [(10013, "upstream failure")]
+    assert emulator.state()["accounts"][ACCOUNT]["scripts"] == {}
+    upload(cf)  # used up: the next one goes through
+    assert [(entry["method"], entry["status"], entry["code"]) for entry in emulator.journal()] == [
+        ("PUT", 500, 10013),
+        ("PUT", 200, None),
+    ]
+    assert emulator.journal()[0]["path"] == f"/accounts/{ACCOUNT}/workers/scripts/gw"
+    cf.workers.scripts.list(account_id=ACCOUNT)
+    assert len(emulator.journal()) == 2  # reads are not journalled

@@ -163,3 +163,19 @@ def test_settings_edits_and_delete(cf: Cloudflare, emulator: RunningEmulator) ->
     # The Durable Objects' data went with the script: the state says so.
     lost = emulator.state()["accounts"][ACCOUNT]["lost_durable_object_data"]
     assert [(entry["script"], entry["classes"]) for entry in lost] == [("gw", ["RateLimiter"])]
+
+
+def test_keep_bindings_keeps_what_the_upload_does_not_name_again(
+    cf: Cloudflare, emulator: RunningEmulator
+) -> None:
+    secret = {"type": "secret_text", "name": "UPSTREAM_TOKEN", "text": "s3cret"}
+    plain = {"type": "plain_text", "name": "GATEWAY", "text": "ingest"}
+    upload(cf, bindings=[secret, plain])
+    upload(cf, bindings=[], keep_bindings=["secret_text"])
+    assert [b["name"] for b in emulator.state()["accounts"][ACCOUNT]["scripts"]["gw"]["bindings"]] == [
+        "UPSTREAM_TOKEN"
+    ]
+    upload(cf, bindings=[plain])
+    assert [b["name"] for b in emulator.state()["accounts"][ACCOUNT]["scripts"]["gw"]["bindings"]] == [
+        "GATEWAY"
+    ]

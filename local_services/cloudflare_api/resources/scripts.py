@@ -62,8 +62,17 @@ def _metadata(parts: list[Part]) -> dict[str, Any]:
     return metadata
 
 
-def _bindings(metadata: Fields, namespaces: dict[str, Any]) -> list[dict[str, Any]]:
-    bindings = metadata.objects("bindings") or []
+def _bindings(
+    metadata: Fields, namespaces: dict[str, Any], existing: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    bindings = list(metadata.objects("bindings") or [])
+    # `keep_bindings`: "List of binding types to keep from previous_upload" (the metadata's schema); a
+    # binding of such a type that the upload does not name again stays (how secrets survive a deploy).
+    kept_types = set(metadata.texts("keep_bindings") or [])
+    named = {binding.get("name") for binding in bindings}
+    for previous in (existing or {}).get("bindings", []):
+        if previous["type"] in kept_types and previous["name"] not in named:
+            bindings.append(previous)
     names: set[str] = set()
     for binding in bindings:
         fields = Fields(binding, INVALID, "binding")
@@ -174,10 +183,10 @@ def upload(request: Request, store: Store) -> Answer:
     def apply(state: State) -> Answer:
         home = account(state, request)
         name = request.params["script_name"]
-        bindings = _bindings(metadata, home["kv_namespaces"])
         # PUT creates or replaces by name: a script left behind (retained) is taken over, migration tag
         # and Durable Objects included.
         existing = home["scripts"].get(name)
+        bindings = _bindings(metadata, home["kv_namespaces"], existing)
         tag, classes = _migrate(existing, migrations)
         for binding in bindings:
             # A Durable Object binding of this script needs its class created by a migration first (the
