@@ -46,7 +46,7 @@ def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
         if candidate.method == method:
             return candidate.handler, {k: urllib.parse.unquote(v) for k, v in found.groupdict().items()}
         allowed = True
-    raise method_not_allowed() if allowed else no_route()
+    raise method_not_allowed() if allowed else no_route(path)
 
 
 def account(state: State, request: Request) -> dict[str, Any]:

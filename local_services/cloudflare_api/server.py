@@ -35,7 +35,7 @@ MAX_BODY = 64 * 1024 * 1024
 
 def envelope(answer: Answer | None, error: ApiError | None) -> dict[str, Any]:
     if error is not None:
-        return {"success": False, "errors": [error.error()], "messages": [], "result": None}
+        return {"success": False, "errors": error.errors(), "messages": [], "result": None}
     assert answer is not None
     document: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": answer.result}
     if answer.result_info is not None:
@@ -101,7 +101,7 @@ def make_handler(store: Store, token: str, journal: Journal, faults: Faults) -> 
                     self._send(200, json.dumps(envelope(answer, None)).encode(), "application/json", {})
                     return
                 if not url.path.startswith(PREFIX + "/"):
-                    raise no_route()
+                    raise no_route(path)
                 faults.check(self.command, path)
                 handler, params = resolve(self.command, path)
                 request = Request(

@@ -43,15 +43,19 @@ def cf(emulator: RunningEmulator) -> Iterator[Cloudflare]:
         yield connected
 
 
+NO_ROUTE = [7003, 7000]
+"""What the API answers for a path, or an identifier in it, that it cannot route."""
+
+
 def refused(
-    status: int, code: int, call: Callable[..., Any], *args: Any, **kwargs: Any
+    status: int, code: int | list[int], call: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> cloudflare.APIStatusError:
-    """Calls through the library and expects Cloudflare's refusal: this HTTP status and error code."""
+    """Calls through the library and expects Cloudflare's refusal: this HTTP status and error code(s)."""
     with pytest.raises(cloudflare.APIStatusError) as caught:
         call(*args, **kwargs)
     error = caught.value
     assert error.status_code == status, (error.status_code, error.body)
-    assert [e.code for e in error.errors] == [code], error.body
+    assert [e.code for e in error.errors] == (code if isinstance(code, list) else [code]), error.body
     assert isinstance(error.body, dict) and error.body["success"] is False and error.body["result"] is None
     return error
 

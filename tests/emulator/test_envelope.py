@@ -68,11 +68,19 @@ def test_malformed_json_is_a_400_and_writes_nothing(cf: Cloudflare, emulator: Ru
 def test_unknown_paths_methods_and_identifiers(emulator: RunningEmulator) -> None:
     auth = {"authorization": f"Bearer {TOKEN}"}
     no_route = httpx.get(f"{emulator.base_url}/accounts/{ACCOUNT}/r2/buckets", headers=auth)
-    assert no_route.status_code == 404 and no_route.json()["errors"][0]["code"] == 7000
+    assert no_route.status_code == 400
+    assert no_route.json()["errors"] == [
+        {
+            "code": 7003,
+            "message": f"Could not route to /client/v4/accounts/{ACCOUNT}/r2/buckets, "
+            "perhaps your object identifier is invalid?",
+        },
+        {"code": 7000, "message": "No route for that URI"},
+    ]
     wrong_method = httpx.post(f"{emulator.base_url}/accounts/{ACCOUNT}/workers/scripts", headers=auth)
     assert wrong_method.status_code == 405 and wrong_method.json()["errors"][0]["code"] == 7001
     unknown = httpx.get(f"{emulator.base_url}/accounts/{'f' * 32}/workers/scripts", headers=auth)
-    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == 7003
+    assert unknown.status_code == 400 and [e["code"] for e in unknown.json()["errors"]] == [7003, 7000]
 
 
 def test_state_survives_a_restart(state_path: Path) -> None:
@@ -81,7 +89,11 @@ def test_state_survives_a_restart(state_path: Path) -> None:
         cf.kv.namespaces.values.update("control", account_id=ACCOUNT, namespace_id=namespace.id, value=b"{}")
         upload(cf, migrations={"new_tag": "v1", "steps": [{"new_sqlite_classes": ["RateLimiter"]}]})
     # Written atomically: the state file and nothing half-written beside it.
-    assert sorted(p.name for p in state_path.parent.iterdir()) == ["cloudflare.json", "cloudflare.json.log"]
+    assert sorted(p.name for p in state_path.parent.iterdir()) == [
+        "cloudflare.json",
+        "cloudflare.json.log",
+        "cloudflare.json.requests.jsonl",
+    ]
     with running_emulator(state_path, TOKEN, ACCOUNT, {ZONE: ZONE_NAME}) as second, client(second) as cf:
         assert (
             cf.kv.namespaces.values.get("control", account_id=ACCOUNT, namespace_id=namespace.id).text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cloudflare import Cloudflare
 
 from local_services.cloudflare_api.testing import RunningEmulator
-from tests.emulator.conftest import ACCOUNT, ZONE, ZONE_NAME, refused, unchanged
+from tests.emulator.conftest import ACCOUNT, NO_ROUTE, ZONE, ZONE_NAME, refused, unchanged
 from tests.emulator.test_workers import upload
 
 
@@ -55,7 +55,7 @@ def test_a_route_pattern_is_taken_once(cf: Cloudflare, emulator: RunningEmulator
     refused(400, 10021, cf.workers.routes.create, zone_id=ZONE, pattern="gw.elsewhere.test/*", script="gw")
     cf.workers.routes.delete(route.id, zone_id=ZONE)
     refused(404, 10005, cf.workers.routes.get, route.id, zone_id=ZONE)
-    refused(404, 7003, cf.workers.routes.list, zone_id="0" * 32)
+    refused(400, NO_ROUTE, cf.workers.routes.list, zone_id="0" * 32)
     assert emulator.state()["zones"][ZONE]["worker_routes"] == {}
 
 
@@ -93,4 +93,4 @@ def test_the_seeded_zone_and_account_are_found(cf: Cloudflare) -> None:
     account = cf.accounts.get(account_id=ACCOUNT)
     assert account is not None and account.id == ACCOUNT
     assert cf.user.tokens.verify() is not None
-    refused(404, 7003, cf.accounts.get, account_id="0" * 32)
+    refused(400, NO_ROUTE, cf.accounts.get, account_id="0" * 32)
