@@ -94,7 +94,10 @@ def test_state_survives_a_restart(state_path: Path) -> None:
         "cloudflare.json.log",
         "cloudflare.json.requests.jsonl",
     ]
+    # What a process killed in the middle of a write would leave: its temporary file, cleared at start.
+    (state_path.parent / ".cloudflare.json.interrupted").write_text('{"half": ')
     with running_emulator(state_path, TOKEN, ACCOUNT, {ZONE: ZONE_NAME}) as second, client(second) as cf:
+        assert not (state_path.parent / ".cloudflare.json.interrupted").exists()
         assert (
             cf.kv.namespaces.values.get("control", account_id=ACCOUNT, namespace_id=namespace.id).text()
             == "{}"

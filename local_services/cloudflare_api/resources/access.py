@@ -66,9 +66,7 @@ def _crud(
             stamp = now()
             stored = {**fields, "created_at": stamp, "updated_at": stamp}
             _access(state, request, kind)[object_id] = stored
-            return Answer(
-                answer(state, request, object_id, stored), status=201 if kind == "service_tokens" else 200
-            )
+            return Answer(answer(state, request, object_id, stored))
 
         return store.change(apply)
 
