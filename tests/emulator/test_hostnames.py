@@ -64,9 +64,16 @@ def test_dns_records(cf: Cloudflare, emulator: RunningEmulator) -> None:
         zone_id=ZONE, name="airflow", type="CNAME", content="abc.cfargotunnel.com", proxied=True, ttl=1
     )
     assert record is not None and record.name == f"airflow.{ZONE_NAME}" and record.proxied is True
+    a_record = {"zone_id": ZONE, "name": "airflow", "type": "A", "content": "192.0.2.1", "ttl": 1}
+    refused(400, 81054, cf.dns.records.create, **a_record)
     refused(
-        400, 81053, cf.dns.records.create, zone_id=ZONE, name="airflow", type="A", content="192.0.2.1", ttl=1
+        400, 81053, cf.dns.records.create, zone_id=ZONE, name="airflow", type="CNAME", content="x.test", ttl=1
     )
+    txt = {"zone_id": ZONE, "name": "airflow", "type": "TXT", "content": "v=1", "ttl": 1}
+    # Only A, AAAA and CNAME clash with a CNAME (records-with-same-name, hostnames.py): a TXT is accepted.
+    txt_record = cf.dns.records.create(**txt)
+    assert txt_record is not None
+    refused(400, 81057, cf.dns.records.create, **txt)
     refused(400, 1004, cf.dns.records.create, zone_id=ZONE, name="x", type="CNAME", content="y.test", ttl=5)
     edited = cf.dns.records.edit(
         record.id,
@@ -78,9 +85,10 @@ def test_dns_records(cf: Cloudflare, emulator: RunningEmulator) -> None:
         ttl=1,
     )
     assert edited is not None and edited.content == "def.cfargotunnel.com" and edited.comment == "airgate"
-    listed = cf.dns.records.list(zone_id=ZONE, type="CNAME")
+    listed = cf.dns.records.list(zone_id=ZONE, type="CNAME", name=f"airflow.{ZONE_NAME}")
     assert [r.id for r in listed] == [record.id]
     cf.dns.records.delete(record.id, zone_id=ZONE)
+    cf.dns.records.delete(txt_record.id, zone_id=ZONE)
     refused(404, 81044, cf.dns.records.get, record.id, zone_id=ZONE)
     assert emulator.state()["zones"][ZONE]["dns_records"] == {}
 

@@ -21,11 +21,17 @@ HOSTNAME_TAKEN = 100117
 DOMAIN_NOT_FOUND = 100114
 ROUTE_TAKEN = 10020
 ROUTE_NOT_FOUND = 10005
-# DNS: 81053 "An A, AAAA, or CNAME record with that host already exists.", 81044 "Record does not
-# exist.", 9000-range validation as 9005 "Content for CNAME record is invalid."-style errors; 1004 "DNS
-# Validation Error" wraps them (https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/).
+# DNS records (https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/records-with-same-name/):
+# a CNAME where an A, AAAA or CNAME of that name exists is 81053 "An A, AAAA, or CNAME record with that host
+# already exists." (cloudflare/terraform-provider-cloudflare#1247); an A or AAAA where a CNAME exists is
+# 81054 "A CNAME record with that host already exists." (favonia/cloudflare-ddns#990); the same record
+# twice is 81057 "Record already exists." (aaPanel/aaPanel#112); an unknown id is 81044 "Record does not
+# exist." (zanjie1999/cloudflare-api-v4-ddns#5). For a malformed record, 1004 ("DNS Validation Error")
+# stands in.
 DNS_INVALID = 1004
-DNS_TAKEN = 81053
+CNAME_CLASH = 81053
+CNAME_EXISTS = 81054
+DNS_DUPLICATE = 81057
 DNS_NOT_FOUND = 81044
 
 
@@ -257,18 +263,14 @@ def _record_answer(record_id: str, record: dict[str, Any], zone_id: str, zone_na
 def _store_record(state: State, request: Request, record_id: str, body: dict[str, Any]) -> Answer:
     home = zone(state, request)
     for other_id, other in home["dns_records"].items():
-        # A CNAME cannot share its name with an A, AAAA or CNAME record (code 81053).
-        if (
-            other_id != record_id
-            and other["name"] == body["name"]
-            and "CNAME" in {other["type"], body["type"]}
-            and {
-                other["type"],
-                body["type"],
-            }
-            <= {"A", "AAAA", "CNAME"}
-        ):
-            raise ApiError(400, DNS_TAKEN, "An A, AAAA, or CNAME record with that host already exists.")
+        if other_id == record_id or other["name"] != body["name"]:
+            continue
+        if body["type"] == "CNAME" and other["type"] in {"A", "AAAA", "CNAME"}:
+            raise ApiError(400, CNAME_CLASH, "An A, AAAA, or CNAME record with that host already exists.")
+        if body["type"] in {"A", "AAAA"} and other["type"] == "CNAME":
+            raise ApiError(400, CNAME_EXISTS, "A CNAME record with that host already exists.")
+        if (other["type"], other["content"]) == (body["type"], body["content"]):
+            raise ApiError(400, DNS_DUPLICATE, "Record already exists.")
     existing = home["dns_records"].get(record_id)
     stamp = now()
     record = {**body, "created_on": existing["created_on"] if existing else stamp, "modified_on": stamp}
