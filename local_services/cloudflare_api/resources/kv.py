@@ -23,7 +23,7 @@ KV_VALUE_LIMIT = 25 * 1024 * 1024
 KV_METADATA_LIMIT = 1024
 BULK_LIMIT = 10_000
 TOO_LARGE = 10033
-# "a namespace with this account ID and title already exists" (code 10014).
+# "a namespace with this account ID and title already exists [code: 10014]" (cloudflare/workers-sdk#13242).
 DUPLICATE_TITLE = 10014
 # Namespace not found (code 10013) and "get: 'key not found'" (code 10009), as the API answers them
 # (tests/unit/standins.py and tests/lifecycle/cloudflare_api.py had them before this emulator).

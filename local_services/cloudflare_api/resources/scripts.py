@@ -20,10 +20,11 @@ from local_services.cloudflare_api.store import State, Store, now
 # after compression on the paid plan; the emulator applies it to the uncompressed upload (code 10027,
 # "script exceeds the size limit", as tests/lifecycle/cloudflare_api.py has it).
 SCRIPT_SIZE_LIMIT = 10 * 1024 * 1024
-# The code the Workers API gives an upload it cannot make sense of ("No such module ... [code: 10021]",
-# cloudflare/workers-sdk issues); the emulator uses it for every malformed upload or setting.
+# The code the Workers API gives an upload it cannot use: 400 with 10021, e.g. "Uncaught TypeError: Main
+# module name is not present in bundle." (cloudflare/wrangler-legacy#1952) or "Uncaught Error: No such
+# module" (Harry-zklcdc/go-proxy-bingai#254); the emulator uses it for every malformed upload or setting.
 INVALID = 10021
-# "This Worker does not exist on your account. [code: 10007]" (cloudflare/workers-sdk issues).
+# "This Worker does not exist on your account. (10007)" (crowdsecurity/cs-cloudflare-worker-bouncer#44).
 NOT_FOUND = 10007
 SECRET_TYPES = {"secret_text", "secret_key"}
 
@@ -170,7 +171,7 @@ def upload(request: Request, store: Store) -> Answer:
     if entry is None:
         raise ApiError(400, INVALID, "metadata names neither main_module nor body_part")
     if entry not in modules:
-        raise ApiError(400, INVALID, f"No such module {entry!r}: the upload has no part with that name")
+        raise ApiError(400, INVALID, "Uncaught TypeError: Main module name is not present in bundle.")
     if sum(len(part.data) for part in modules.values()) > SCRIPT_SIZE_LIMIT:
         raise ApiError(400, 10027, f"script {request.params['script_name']} exceeds the size limit")
     compatibility_date = metadata.text("compatibility_date")
