@@ -15,7 +15,8 @@ from local_services.cloudflare_api.store import State, Store, now
 # No public source names the Workers API's code for a malformed custom domain or route; 10021 (the
 # Workers validation code, scripts.py) stands in. Attaching a hostname another Worker holds is 100117, as
 # the lifecycle stand-in has it (https://developers.cloudflare.com/workers/configuration/routing/custom-domains/:
-# one hostname serves one Worker); a route pattern that exists is 10020.
+# one hostname serves one Worker); a route pattern that exists is 10020. No source gives the HTTP status
+# of these two conflicts: 409 stands in, as for every name conflict here.
 INVALID = 10021
 HOSTNAME_TAKEN = 100117
 DOMAIN_NOT_FOUND = 100114
