@@ -156,7 +156,7 @@ def test_revoke_and_kill_switch_commands_write_through_the_api(emulator: Running
     refused = airgate("revoke", "x", *base, token="wrong")
     assert (
         refused.returncode == 1
-        and "HTTP 403" in refused.stderr
+        and "HTTP 403 10000 Authentication error" in refused.stderr
         and "nothing more was written" in refused.stderr
     )
     assert airgate("kill-switch", "no-such-role", *base).returncode == 2
