@@ -141,3 +141,11 @@ def test_limits_and_malformed_bulk_writes_change_nothing(cf: Cloudflare, emulato
     )
     refused(400, 10001, cf.kv.namespaces.create, account_id=ACCOUNT, title="")
     same()
+
+
+def test_binary_values_come_back_byte_for_byte(cf: Cloudflare, emulator: RunningEmulator) -> None:
+    namespace = cf.kv.namespaces.create(account_id=ACCOUNT, title="binary").id
+    blob = bytes(range(256)) * 4 + b"\r\n--boundary\r\n\n\r"
+    cf.kv.namespaces.values.update("blob", account_id=ACCOUNT, namespace_id=namespace, value=blob)
+    assert cf.kv.namespaces.values.get("blob", account_id=ACCOUNT, namespace_id=namespace).read() == blob
+    assert "base64" in emulator.state()["accounts"][ACCOUNT]["kv_namespaces"][namespace]["values"]["blob"]

@@ -4,6 +4,7 @@ rule an upload must pass, with nothing written when it fails."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -179,3 +180,20 @@ def test_keep_bindings_keeps_what_the_upload_does_not_name_again(
     assert [b["name"] for b in emulator.state()["accounts"][ACCOUNT]["scripts"]["gw"]["bindings"]] == [
         "GATEWAY"
     ]
+
+
+def test_a_binary_module_is_kept_byte_for_byte(cf: Cloudflare, emulator: RunningEmulator) -> None:
+    wasm = b"\0asm\1\0\0\0" + bytes(range(256)) + b"\r\n--boundary\r\n"
+    cf.workers.scripts.update(
+        "gw",
+        account_id=ACCOUNT,
+        metadata={"main_module": "gateway.js"},
+        files=[
+            ("gateway.js", MODULE, "application/javascript+module"),
+            ("rules.wasm", wasm, "application/wasm"),
+        ],
+    )
+    module = emulator.state()["accounts"][ACCOUNT]["scripts"]["gw"]["modules"]["rules.wasm"]
+    assert (
+        module["sha256"] == hashlib.sha256(wasm).hexdigest() and module["content_type"] == "application/wasm"
+    )
