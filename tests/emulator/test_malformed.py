@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cloudflare import Cloudflare
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -139,6 +140,7 @@ def write_routes(ids: dict[str, str]) -> list[tuple[str, str]]:
     ]
 
 
+@pytest.mark.slow  # 300 requests: a few seconds, so it runs with the slow tier
 def test_any_json_body_gets_an_answer_with_a_code_and_a_refusal_writes_nothing(state_path: Path) -> None:
     with running_emulator(state_path, TOKEN, ACCOUNT, {ZONE: ZONE_NAME}) as api, client(api) as cf:
         routes = write_routes(seeded(cf))
