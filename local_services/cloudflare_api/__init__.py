@@ -57,8 +57,12 @@ start with `_` are the emulator's own bookkeeping):
               "created_on", "modified_on"}}}}
     }
 
-What it does not model: anything outside these paths (404 code 7000); zone-level Access and Logpush;
-Workers versions, deployments, assets, secrets endpoints and routes-by-script; Durable Object storage
-itself (only which classes exist); KV's eventual consistency (a write is read back at once); token
-permissions (one token reaches every seeded account); rate limits; account caps on Access objects.
+What it does not model: paths outside the ones above (400 with 7003/7000); zone-level Access and
+Logpush; Workers versions, deployments, assets, secrets and subdomain endpoints, `bindings_inherit`, and
+binding changes through a settings edit (only an upload changes bindings); whether uploaded code
+runs; Durable Object storage itself (only which classes exist, and that deleting the script loses
+them); KV's eventual consistency (a write is read back at once); certificates for custom domains;
+tunnel connections (every tunnel is `inactive`) and Logpush delivery; token permissions (the one
+token reaches every seeded account and zone); rate limits; account caps on Access objects.
+Where no public source gives the code or status of a refusal, the comment at its raise site says so.
 """
