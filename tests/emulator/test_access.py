@@ -146,25 +146,35 @@ def test_a_service_token_secret_is_shown_when_issued_and_rotates_by_version(
     )
     assert rotated is not None and rotated.to_dict()["client_secret"] != created.client_secret
     stored = emulator.state()["accounts"][ACCOUNT]["access"]["service_tokens"][created.id]
-    assert (
-        set(stored["secrets"]) == {"1", "2"}
-        and stored["previous_client_secret_expires_at"] == "2026-12-31T00:00:00Z"
-    )
+    assert set(stored["secrets"]) == {"1", "2"} and stored["client_secret_version"] == 2
+    assert stored["previous_client_secret_expires_at"] == "2026-12-31T00:00:00Z"
+    # An update that leaves the version out keeps it; one that lowers it, or raises it without saying
+    # until when the previous secret holds, is refused.
+    kept = tokens.update(created.id, account_id=ACCOUNT, name="agent", duration="2h45m")
+    assert kept is not None and kept.to_dict()["client_secret_version"] == 2 and kept.duration == "2h45m"
     refused(400, 12130, tokens.update, created.id, account_id=ACCOUNT, name="agent", client_secret_version=3)
-    refused(
-        400,
-        12130,
-        tokens.update,
-        created.id,
-        account_id=ACCOUNT,
-        name="agent",
-        client_secret_version=1,
-        previous_client_secret_expires_at="2026-12-31T00:00:00Z",
-    )
-    fresh = tokens.rotate(created.id, account_id=ACCOUNT)
-    assert fresh is not None and fresh.client_secret not in (
-        created.client_secret,
-        rotated.to_dict()["client_secret"],
-    )
-    assert tokens.refresh(created.id, account_id=ACCOUNT) is not None
+    refused(400, 12130, tokens.update, created.id, account_id=ACCOUNT, name="agent", client_secret_version=1)
     refused(400, 12130, tokens.create, account_id=ACCOUNT, name="x", duration="1 year")
+
+
+def test_rotate_issues_the_next_version_and_says_until_when_the_previous_holds(
+    cf: Cloudflare, emulator: RunningEmulator
+) -> None:
+    tokens = cf.zero_trust.access.service_tokens
+    created = tokens.create(account_id=ACCOUNT, name="ci")
+    assert created is not None and created.id
+    fresh = tokens.rotate(
+        created.id, account_id=ACCOUNT, previous_client_secret_expires_at="2027-01-01T00:00:00Z"
+    )
+    assert fresh is not None and fresh.client_secret and fresh.client_secret != created.client_secret
+    stored = emulator.state()["accounts"][ACCOUNT]["access"]["service_tokens"][created.id]
+    assert (
+        stored["client_secret_version"] == 2
+        and stored["previous_client_secret_expires_at"] == "2027-01-01T00:00:00Z"
+    )
+    again = tokens.rotate(created.id, account_id=ACCOUNT)  # no time given: the previous secret expires now
+    assert again is not None and again.client_secret not in (created.client_secret, fresh.client_secret)
+    stored = emulator.state()["accounts"][ACCOUNT]["access"]["service_tokens"][created.id]
+    assert stored["client_secret_version"] == 3 and stored["previous_client_secret_expires_at"] < "2027"
+    assert tokens.refresh(created.id, account_id=ACCOUNT) is not None
+    refused(404, 12005, tokens.rotate, "9f0e0000-0000-4000-8000-000000000000", account_id=ACCOUNT)

@@ -4,6 +4,7 @@ cannot be deleted; service tokens issue their secret once and rotate it by versi
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -309,68 +310,107 @@ _crud("applications", "app_id", _application, _application_check, _application_a
 
 # --- service tokens ----------------------------------------------------------------------------------
 
+# "Must be in the format `300ms` or `2h45m`, or the special value `forever` ... Valid time units are: ns,
+# us (or µs), ms, s, m, h" (the client's service_tokens.create docstring, from the API's schema).
+DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$")
+UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
 
 def _duration(text: str) -> timedelta:
-    """Durations as the API writes them: hours (`8760h`), or `forever`."""
     if text == "forever":
         return timedelta(days=365 * 100)
-    if not text.endswith("h") or not text[:-1].isdigit() or int(text[:-1]) < 1:
+    if not DURATION.match(text):
         raise ApiError(
-            400, INVALID, f"access.api.error.invalid_request: duration {text!r} (write hours, e.g. 8760h)"
+            400,
+            INVALID,
+            f"access.api.error.invalid_request: duration {text!r} (e.g. 8760h, 2h45m or forever)",
         )
-    return timedelta(hours=int(text[:-1]))
+    seconds = sum(
+        float(n) * UNIT_SECONDS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    )
+    if seconds <= 0:
+        raise ApiError(400, INVALID, "access.api.error.invalid_request: duration must be positive")
+    return timedelta(seconds=seconds)
 
 
 def _token(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's fields as sent; what an update leaves out stays as it was (`_token_check`)."""
     fields = Fields(body, INVALID, "access.api.error.invalid_request: service token")
-    duration = fields.text("duration") or "8760h"
-    _duration(duration)
-    version = fields.number("client_secret_version")
-    expires = fields.text("previous_client_secret_expires_at")
-    # Incrementing client_secret_version rotates the secret; the previous one stays valid until
-    # previous_client_secret_expires_at, so the two come together (the provider's schema: AlsoRequires).
-    if (expires is not None and version is None) or (version is not None and version > 1 and expires is None):
-        raise fields.refuse("client_secret_version and previous_client_secret_expires_at go together")
-    return {
+    duration, version = fields.text("duration"), fields.number("client_secret_version")
+    if duration is not None:
+        _duration(duration)
+    if version is not None and version < 1:
+        raise fields.refuse("client_secret_version starts at 1")
+    read = {
         "name": fields.need_text("name"),
         "duration": duration,
-        "client_secret_version": version or 1,
-        "previous_client_secret_expires_at": expires,
+        "enabled": fields.flag("enabled"),
+        "client_secret_version": version,
+        "previous_client_secret_expires_at": fields.text("previous_client_secret_expires_at"),
     }
+    return {key: value for key, value in read.items() if value is not None}
+
+
+def _expiry(duration: str) -> str:
+    return (datetime.now(UTC) + _duration(duration)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _token_check(state: State, request: Request, object_id: str, fields: dict[str, Any]) -> None:
     current = _access(state, request, "service_tokens").get(object_id)
-    wanted = fields["client_secret_version"]
     if current is None:
+        version = fields.setdefault("client_secret_version", 1)
+        fields.setdefault("duration", "8760h")
+        fields.setdefault("enabled", True)
+        fields.setdefault("previous_client_secret_expires_at", None)
         fields["client_id"] = f"{secrets.token_hex(16)}.access"
-        fields["secrets"] = {str(wanted): secrets.token_hex(32)}
-    else:
-        if wanted < current["client_secret_version"]:
+        fields["secrets"] = {str(version): secrets.token_hex(32)}
+        fields["expires_at"] = _expiry(fields["duration"])
+        return
+    version, wanted = current["client_secret_version"], fields.get("client_secret_version")
+    if wanted is not None and wanted < version:
+        raise ApiError(
+            400, INVALID, "access.api.error.invalid_request: client_secret_version can only increase"
+        )
+    if wanted is not None and wanted > version:
+        # Incrementing client_secret_version rotates the secret; "the previous secret will still be
+        # accepted until the time indicated by previous_client_secret_expires_at" (the API's schema), so a
+        # rotation names that time (the provider's schema: the two fields AlsoRequire each other).
+        if "previous_client_secret_expires_at" not in fields:
             raise ApiError(
-                400, INVALID, "access.api.error.invalid_request: client_secret_version can only increase"
+                400,
+                INVALID,
+                "access.api.error.invalid_request: a new client_secret_version needs "
+                "previous_client_secret_expires_at",
             )
-        if wanted > current["client_secret_version"]:
-            fields["secrets"] = {**current["secrets"], str(wanted): secrets.token_hex(32)}
-    expires = datetime.now(UTC) + _duration(fields["duration"])
-    fields["expires_at"] = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        fields["secrets"] = {**current["secrets"], str(wanted): secrets.token_hex(32)}
+    if "duration" in fields and fields["duration"] != current["duration"]:
+        fields["expires_at"] = _expiry(fields["duration"])
 
 
 def _token_answer(state: State, request: Request, object_id: str, stored: dict[str, Any]) -> dict[str, Any]:
-    public = {
-        k: stored[k] for k in ("name", "client_id", "duration", "expires_at", "created_at", "updated_at")
-    }
-    return {"id": object_id, **public, "client_secret_version": stored["client_secret_version"]}
+    keys = (
+        "name",
+        "client_id",
+        "duration",
+        "enabled",
+        "expires_at",
+        "client_secret_version",
+        "previous_client_secret_expires_at",
+        "created_at",
+        "updated_at",
+    )
+    return {"id": object_id, **{key: stored[key] for key in keys}}
 
 
-def _created_token_answer(
+def _issued_token_answer(
     state: State, request: Request, object_id: str, stored: dict[str, Any]
 ) -> dict[str, Any]:
     answer = _token_answer(state, request, object_id, stored)
-    if request.method == "POST" or str(stored["client_secret_version"]) not in stored.get("_shown", []):
+    version = str(stored["client_secret_version"])
+    if version not in stored.get("_shown", []):
         # The secret is shown when it is issued (create, or an update that rotates it), never again.
-        answer["client_secret"] = stored["secrets"][str(stored["client_secret_version"])]
-        stored.setdefault("_shown", []).append(str(stored["client_secret_version"]))
+        answer["client_secret"] = stored["secrets"][version]
+        stored["_shown"] = [*stored.get("_shown", []), version]
     return answer
 
 
@@ -382,20 +422,25 @@ def _token_delete(state: State, request: Request, token_id: str) -> None:
             )
 
 
-_crud("service_tokens", "service_token_id", _token, _token_check, _created_token_answer, _token_delete)
+_crud("service_tokens", "service_token_id", _token, _token_check, _issued_token_answer, _token_delete)
 
 
 @route("POST", BASE + "service_tokens/{service_token_id}/rotate")
 def rotate(request: Request, store: Store) -> Answer:
-    """A new secret at once; the old one stops working (unlike a version increment)."""
+    """A new secret under the next version; the previous one is accepted until
+    `previous_client_secret_expires_at`, "if not provided, it defaults to the current timestamp in order
+    to immediately expire the previous secret" (the API's schema)."""
+    body = request.json_object(INVALID) if request.body.strip() else {}
+    expires = Fields(body, INVALID, "rotate").text("previous_client_secret_expires_at")
 
     def apply(state: State) -> Answer:
         token = _find(state, request, "service_tokens", "service_token_id")
-        version = str(token["client_secret_version"])
-        token["secrets"] = {**token["secrets"], version: secrets.token_hex(32)}
+        version = token["client_secret_version"] + 1
+        token["secrets"] = {**token["secrets"], str(version): secrets.token_hex(32)}
+        token["client_secret_version"] = version
+        token["previous_client_secret_expires_at"] = expires or now()
         token["updated_at"] = now()
-        answer = _token_answer(state, request, request.params["service_token_id"], token)
-        return Answer({**answer, "client_secret": token["secrets"][version]})
+        return Answer(_issued_token_answer(state, request, request.params["service_token_id"], token))
 
     return store.change(apply)
 
@@ -406,9 +451,7 @@ def refresh(request: Request, store: Store) -> Answer:
 
     def apply(state: State) -> Answer:
         token = _find(state, request, "service_tokens", "service_token_id")
-        token["expires_at"] = (datetime.now(UTC) + _duration(token["duration"])).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        token["expires_at"] = _expiry(token["duration"])
         token["updated_at"] = now()
         return Answer(_token_answer(state, request, request.params["service_token_id"], token))
 
