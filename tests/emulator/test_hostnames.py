@@ -53,6 +53,10 @@ def test_a_route_pattern_is_taken_once(cf: Cloudflare, emulator: RunningEmulator
     assert [r.pattern for r in cf.workers.routes.list(zone_id=ZONE)] == [f"api.{ZONE_NAME}/*"]
     assert cf.workers.routes.get(route.id, zone_id=ZONE).script == "gw"
     refused(400, 10021, cf.workers.routes.create, zone_id=ZONE, pattern="gw.elsewhere.test/*", script="gw")
+    # A route with no script (as the provider sends an unset one: "") turns Workers off for the pattern.
+    off = cf.workers.routes.create(zone_id=ZONE, pattern=f"static.{ZONE_NAME}/*", script="")
+    assert off.script is None and cf.workers.routes.get(off.id, zone_id=ZONE).script is None
+    cf.workers.routes.delete(off.id, zone_id=ZONE)
     cf.workers.routes.delete(route.id, zone_id=ZONE)
     refused(404, 10005, cf.workers.routes.get, route.id, zone_id=ZONE)
     refused(400, NO_ROUTE, cf.workers.routes.list, zone_id="0" * 32)

@@ -147,7 +147,9 @@ def detach_domain(request: Request, store: Store) -> Answer:
 
 def _route_fields(request: Request) -> tuple[str, str | None]:
     fields = Fields(request.json_object(INVALID), INVALID, "route")
-    return fields.need_text("pattern"), fields.text("script")
+    # A route without a script (absent, null or "") turns Workers off for the pattern
+    # (https://developers.cloudflare.com/workers/configuration/routing/routes/).
+    return fields.need_text("pattern"), fields.text("script", empty=True) or None
 
 
 def _put_route(state: State, request: Request, route_id: str, pattern: str, script: str | None) -> Answer:
