@@ -41,7 +41,7 @@ start with `_` are the emulator's own bookkeeping):
             "groups": {"<uuid>": {"name", "include", "exclude", "require", ...}},
             "applications": {"<uuid>": {"type", "name", "domain", "policies": [{"id", "precedence"}],
                 "allowed_idps", "session_duration", "_aud", ...}},
-            "service_tokens": {"<uuid>": {"name", "client_id", "duration", "expires_at",
+            "service_tokens": {"<uuid>": {"name", "client_id", "duration", "enabled", "expires_at",
                 "client_secret_version", "previous_client_secret_expires_at",
                 "secrets": {"<version>": str}, ...}}},
           "tunnels": {"<uuid>": {"name", "config_src", "secret", "created_at",
@@ -52,7 +52,7 @@ start with `_` are the emulator's own bookkeeping):
           "next_logpush_job_id": int}},
       "zones": {
         "<zone id>": {"name": str, "account_id": str, "created_on": str,
-          "worker_routes": {"<id>": {"pattern", "script"}},
+          "worker_routes": {"<id>": {"pattern", "script": str | null}},
           "dns_records": {"<id>": {"type", "name", "content", "proxied", "ttl", "comment", "tags",
               "created_on", "modified_on"}}}}
     }
