@@ -66,6 +66,10 @@ def zone(state: State, request: Request) -> dict[str, Any]:
     return found
 
 
+def in_zone(hostname: str, zone_name: str) -> bool:
+    return hostname == zone_name or hostname.endswith("." + zone_name)
+
+
 def item(collection: dict[str, Any], key: str, status: int, code: int, message: str) -> dict[str, Any]:
     found = collection.get(key)
     if found is None:
