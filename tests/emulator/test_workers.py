@@ -5,6 +5,7 @@ rule an upload must pass, with nothing written when it fails."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -125,6 +126,19 @@ def test_upload_rules(cf: Cloudflare, emulator: RunningEmulator) -> None:
     upload(cf, migrations=V1)
     again = {"old_tag": "v1", "new_tag": "v2", "steps": [{"new_sqlite_classes": ["RateLimiter"]}]}
     refused(400, 10074, upload, cf, migrations=again)
+
+
+def test_a_compatibility_date_is_a_day_that_has_come(cf: Cloudflare, emulator: RunningEmulator) -> None:
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    error = refused(400, 10021, upload, cf, compatibility_date=tomorrow)
+    assert error.errors[0].message == f"Can't set compatibility date in the future: {tomorrow}"
+    refused(400, 10021, upload, cf, compatibility_date="2025-13-01")
+    today = datetime.now(UTC).date().isoformat()
+    upload(cf, compatibility_date=today)  # today is fine
+    edit = cf.workers.scripts.script_and_version_settings.edit
+    refused(400, 10021, edit, "gw", account_id=ACCOUNT, settings={"compatibility_date": tomorrow})
+    stored = emulator.state()["accounts"][ACCOUNT]["scripts"]["gw"]
+    assert (stored["uploads"], stored["compatibility_date"]) == (1, today)
 
 
 def test_a_malformed_upload_gets_a_400_and_writes_nothing(emulator: RunningEmulator) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import UTC, date, datetime
 from typing import Any
 
 from local_services.cloudflare_api.errors import ApiError
@@ -131,6 +132,22 @@ def _migrate(
     return (new_tag or tag), sorted(classes)
 
 
+def _compatibility_date(text: str | None) -> str | None:
+    """A date the runtime already has: "Can't set compatibility date in the future: 2024-03-31
+    [code: 10021]" (cloudflare/workers-sdk#5453; the API's clock is UTC)."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, INVALID, f"compatibility_date {text!r} is not a date (YYYY-MM-DD)") from None
+    if len(text) != 10:
+        raise ApiError(400, INVALID, f"compatibility_date {text!r} is not a date (YYYY-MM-DD)")
+    if day > datetime.now(UTC).date():
+        raise ApiError(400, INVALID, f"Can't set compatibility date in the future: {text}")
+    return text
+
+
 def summary(name: str, script: dict[str, Any]) -> dict[str, Any]:
     """A script as the list and the upload answer describe it (secrets never leave the API)."""
     return {
@@ -174,7 +191,7 @@ def upload(request: Request, store: Store) -> Answer:
         raise ApiError(400, INVALID, "Uncaught TypeError: Main module name is not present in bundle.")
     if sum(len(part.data) for part in modules.values()) > SCRIPT_SIZE_LIMIT:
         raise ApiError(400, 10027, f"script {request.params['script_name']} exceeds the size limit")
-    compatibility_date = metadata.text("compatibility_date")
+    compatibility_date = _compatibility_date(metadata.text("compatibility_date"))
     flags = metadata.texts("compatibility_flags") or []
     migrations = metadata.mapping("migrations")
     tags = metadata.texts("tags")
@@ -311,6 +328,8 @@ def _edit_settings(request: Request, store: Store, changes: dict[str, Any]) -> d
         value = reader(key)
         if value is not None:
             edits[key] = value
+    if "compatibility_date" in edits:
+        _compatibility_date(edits["compatibility_date"])
     if "bindings" in changes:
         # Bindings change with a new upload, where the rules above apply; a settings edit that
         # names them is refused rather than half-applied.
