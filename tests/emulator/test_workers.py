@@ -129,14 +129,15 @@ def test_upload_rules(cf: Cloudflare, emulator: RunningEmulator) -> None:
 
 
 def test_a_compatibility_date_is_a_day_that_has_come(cf: Cloudflare, emulator: RunningEmulator) -> None:
-    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
-    error = refused(400, 10021, upload, cf, compatibility_date=tomorrow)
-    assert error.errors[0].message == f"Can't set compatibility date in the future: {tomorrow}"
+    # Two days ahead: still the future if the test runs across midnight (UTC).
+    ahead = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
+    error = refused(400, 10021, upload, cf, compatibility_date=ahead)
+    assert error.errors[0].message == f"Can't set compatibility date in the future: {ahead}"
     refused(400, 10021, upload, cf, compatibility_date="2025-13-01")
     today = datetime.now(UTC).date().isoformat()
     upload(cf, compatibility_date=today)  # today is fine
     edit = cf.workers.scripts.script_and_version_settings.edit
-    refused(400, 10021, edit, "gw", account_id=ACCOUNT, settings={"compatibility_date": tomorrow})
+    refused(400, 10021, edit, "gw", account_id=ACCOUNT, settings={"compatibility_date": ahead})
     stored = emulator.state()["accounts"][ACCOUNT]["scripts"]["gw"]
     assert (stored["uploads"], stored["compatibility_date"]) == (1, today)
 
