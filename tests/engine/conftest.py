@@ -21,7 +21,6 @@ import pytest
 
 from infra.config.loader import PROJECT_ROOT, load_stack, referenced_secrets
 from local_services.cloudflare_api.testing import RunningEmulator, running_emulator
-from tests.engine.faults import FaultPlan, faulty_proxy
 from tests.engine.project import EngineProject
 
 TOOLS = PROJECT_ROOT / ".tools" / "bin"
@@ -61,13 +60,10 @@ def plugin_launchers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 @dataclass
 class Deployment:
-    """One stack of the project, deployed by the real engine into the emulator (through a proxy
-    that can fail a named request once)."""
+    """One stack of the project, deployed by the real engine into the emulator."""
 
     project: EngineProject
     api: RunningEmulator
-    base_url: str
-    faults: FaultPlan
     token: str
 
     def init(self, stack: str, **overrides: str) -> dict[str, str]:
@@ -78,7 +74,7 @@ class Deployment:
         values.update(overrides)
         self.project.init_stack(
             stack,
-            {"cloudflare:baseUrl": self.base_url},
+            {"cloudflare:baseUrl": self.api.base_url},
             {"cloudflare:apiToken": self.token, **{f"airgate:{k}": v for k, v in values.items()}},
         )
         return values
@@ -105,13 +101,10 @@ def deployment(
     loaded = load_stack(stack)
     token = secrets.token_hex(24)
     project = EngineProject.lay_out(tmp_path, plugin_launchers)
-    with (
-        running_emulator(
-            tmp_path / "state" / "cloudflare.json",
-            token,
-            loaded.config.account_id,
-            {loaded.config.zone_id: loaded.config.zone},
-        ) as api,
-        faulty_proxy(api.base_url) as (base_url, faults),
-    ):
-        yield Deployment(project, api, base_url, faults, token)
+    with running_emulator(
+        tmp_path / "state" / "cloudflare.json",
+        token,
+        loaded.config.account_id,
+        {loaded.config.zone_id: loaded.config.zone},
+    ) as api:
+        yield Deployment(project, api, token)

@@ -25,6 +25,7 @@ from tests.engine.project import Change, Run
 
 GATEWAYS = ("ingest", "trigger", "warehouse")
 TEMPLATE_LINE = "upstream_unreachable: 502"
+UNKNOWN_ERROR = "An unknown error has occurred"  # what the API says with a 500
 TABLE = PROJECT_ROOT / "build" / "engine" / "lifecycle.md"
 _ROWS: list[tuple[str, str, str, str]] = []
 
@@ -188,11 +189,13 @@ def test_non_prod_lifecycle(deployment: Deployment) -> None:
     # A deploy that fails half-way: the API answers 500 to the trigger script's upload; the other
     # scripts run migration v3 first.
     dev.append_migration("v3", ["AuditArchive"])
-    deployment.faults.fail_once("PUT", "/workers/scripts/airgate-dev-trigger")
+    deployment.api.fail_next(
+        "PUT", r"/accounts/[^/]+/workers/scripts/airgate-dev-trigger$", code=10013, message=UNKNOWN_ERROR
+    )
     failed = deployment.project.up("dev")
     dev.record("7 deploy fails half-way (API 500 on the trigger script)", failed)
     assert not failed.ok and ("update", "WorkersScript", "trigger-script") in failed.failed
-    assert "An unknown error has occurred (10013)" in failed.errors
+    assert f"{UNKNOWN_ERROR} (10013)" in failed.errors
     live = deployment.tags("dev")
     assert live["airgate-dev-trigger"] == "v2" and "v3" in live.values(), live
     # The engine saved what the failed deploy did: only the failed upload is left to do.
@@ -286,11 +289,15 @@ def test_prod_lifecycle(deployment: Deployment) -> None:
     assert "airgate-prod-warehouse" in deployment.tags("prod")
     assert deployment.account("prod").get("lost_durable_object_data", []) == []
 
-    # Put the gateway back: the next deploy is not wedged and re-attaches what went.
+    # Put the gateway back: the next deploy is not wedged and re-attaches what went. The refused
+    # run still saved the stack's outputs without the gateway's last upload, so its script is
+    # uploaded again, with the same tag (the live tag decides the migrations, not the outputs).
     restore_warehouse(prod)
-    back = prod.up("2b gateway put back: the next deploy re-creates what went", None)
-    assert ("create", "WorkersCustomDomain", "warehouse-domain") in back.changes
-    assert {op for op, _, _ in back.changes} == {"create"}
+    prod.up(
+        "2b gateway put back: the next deploy re-creates what went",
+        {("create", "WorkersCustomDomain", "warehouse-domain"), *scripts("warehouse")},
+    )
+    assert deployment.tags("prod")["airgate-prod-warehouse"] == "v1"
 
     # Removing it on purpose: `pulumi state unprotect`, then up. The namespace and the script (its
     # Durable Objects' state) are retained in the account; the rest is deleted.
