@@ -21,6 +21,7 @@ import pytest
 
 from infra.config.loader import PROJECT_ROOT, load_stack, referenced_secrets
 from local_services.cloudflare_api.testing import RunningEmulator, running_emulator
+from tests.chart.cluster import Cluster, control_plane
 from tests.engine.project import EngineProject
 
 TOOLS = PROJECT_ROOT / ".tools" / "bin"
@@ -65,12 +66,17 @@ class Deployment:
     project: EngineProject
     api: RunningEmulator
     token: str
+    cluster: Cluster
 
     def init(self, stack: str, **overrides: str) -> dict[str, str]:
         """`pulumi stack init` and the config a user sets: the provider's endpoint and token, and a
-        value for every secret the stack refers to (`overrides` by key). Returns the secrets."""
+        value for every secret the stack refers to (`overrides` by key; a kubeconfig secret gets
+        the test cluster's). Returns the secrets."""
         loaded = load_stack(stack, self.project.stacks_dir)
         values = {key: f"secret-{stack}-{key}" for key in sorted(referenced_secrets(loaded.config))}
+        target = loaded.config.airflow.kubernetes if loaded.config.airflow is not None else None
+        if target is not None and target.kubeconfig is not None:
+            values[target.kubeconfig.secret] = self.cluster.kubeconfig_text(target.context or "default")
         values.update(overrides)
         self.project.init_stack(
             stack,
@@ -95,16 +101,25 @@ def deployment(
     tmp_path: Path, plugin_launchers: dict[str, Path], request: pytest.FixtureRequest
 ) -> Iterator[Deployment]:
     """An emulator seeded with the stack's account and zone (as an account has them before any
-    deploy), and the project copy the CLI runs in. The stack is the test's `stack` mark."""
+    deploy), a Kubernetes API server of its own (etcd and kube-apiserver, no nodes), and the
+    project copy the CLI runs in. The stack is the test's `stack` mark."""
     marker = request.node.get_closest_marker("stack")
     stack = marker.args[0] if marker else "dev"
     loaded = load_stack(stack)
     token = secrets.token_hex(24)
     project = EngineProject.lay_out(tmp_path, plugin_launchers)
-    with running_emulator(
-        tmp_path / "state" / "cloudflare.json",
-        token,
-        loaded.config.account_id,
-        {loaded.config.zone_id: loaded.config.zone},
-    ) as api:
-        yield Deployment(project, api, token)
+    with (
+        running_emulator(
+            tmp_path / "state" / "cloudflare.json",
+            token,
+            loaded.config.account_id,
+            {loaded.config.zone_id: loaded.config.zone},
+        ) as api,
+        control_plane(tmp_path / "cluster") as cluster,
+    ):
+        # A stack without a kubeconfig secret uses the ambient one, as on a developer's machine.
+        context = loaded.config.airflow.kubernetes.context if loaded.config.airflow is not None else None
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(cluster.kubeconfig_text(context or "default"))
+        project.extra_env["KUBECONFIG"] = str(kubeconfig)
+        yield Deployment(project, api, token, cluster)
