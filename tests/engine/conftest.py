@@ -78,7 +78,9 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, plugin_launchers: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[Deployment]:
+def deployment(
+    tmp_path: Path, plugin_launchers: dict[str, Path], request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
     """An emulator seeded with the stack's account and zone (as an account has them before any
     deploy), and the project copy the CLI runs in. The stack is the test's `stack` mark."""
     marker = request.node.get_closest_marker("stack")
