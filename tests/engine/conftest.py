@@ -13,6 +13,7 @@ import shutil
 import stat
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ TOOLS = PROJECT_ROOT / ".tools" / "bin"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stack(name): the stack whose account and zone the emulator holds")
+    config.addinivalue_line("markers", "kubernetes: the deployment gets a Kubernetes API server of its own")
 
 
 def _launcher(folder: Path, provider: str) -> Path:
@@ -66,7 +68,7 @@ class Deployment:
     project: EngineProject
     api: RunningEmulator
     token: str
-    cluster: Cluster
+    cluster: Cluster | None
 
     def init(self, stack: str, **overrides: str) -> dict[str, str]:
         """`pulumi stack init` and the config a user sets: the provider's endpoint and token, and a
@@ -75,7 +77,7 @@ class Deployment:
         loaded = load_stack(stack, self.project.stacks_dir)
         values = {key: f"secret-{stack}-{key}" for key in sorted(referenced_secrets(loaded.config))}
         target = loaded.config.airflow.kubernetes if loaded.config.airflow is not None else None
-        if target is not None and target.kubeconfig is not None:
+        if self.cluster is not None and target is not None and target.kubeconfig is not None:
             values[target.kubeconfig.secret] = self.cluster.kubeconfig_text(target.context or "default")
         values.update(overrides)
         self.project.init_stack(
@@ -101,25 +103,28 @@ def deployment(
     tmp_path: Path, plugin_launchers: dict[str, Path], request: pytest.FixtureRequest
 ) -> Iterator[Deployment]:
     """An emulator seeded with the stack's account and zone (as an account has them before any
-    deploy), a Kubernetes API server of its own (etcd and kube-apiserver, no nodes), and the
-    project copy the CLI runs in. The stack is the test's `stack` mark."""
+    deploy), and the project copy the CLI runs in; with the `kubernetes` mark, a Kubernetes API
+    server of its own too (etcd and kube-apiserver, no nodes). The stack is the `stack` mark."""
     marker = request.node.get_closest_marker("stack")
     stack = marker.args[0] if marker else "dev"
     loaded = load_stack(stack)
     token = secrets.token_hex(24)
     project = EngineProject.lay_out(tmp_path, plugin_launchers)
-    with (
-        running_emulator(
-            tmp_path / "state" / "cloudflare.json",
-            token,
-            loaded.config.account_id,
-            {loaded.config.zone_id: loaded.config.zone},
-        ) as api,
-        control_plane(tmp_path / "cluster") as cluster,
-    ):
-        # A stack without a kubeconfig secret uses the ambient one, as on a developer's machine.
-        context = loaded.config.airflow.kubernetes.context if loaded.config.airflow is not None else None
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(cluster.kubeconfig_text(context or "default"))
-        project.extra_env["KUBECONFIG"] = str(kubeconfig)
+    with ExitStack() as running:
+        api = running.enter_context(
+            running_emulator(
+                tmp_path / "state" / "cloudflare.json",
+                token,
+                loaded.config.account_id,
+                {loaded.config.zone_id: loaded.config.zone},
+            )
+        )
+        cluster = None
+        if request.node.get_closest_marker("kubernetes"):
+            cluster = running.enter_context(control_plane(tmp_path / "cluster"))
+            # A stack without a kubeconfig secret uses the ambient one, as on a developer's machine.
+            target = loaded.config.airflow.kubernetes if loaded.config.airflow is not None else None
+            kubeconfig = tmp_path / "kubeconfig"
+            kubeconfig.write_text(cluster.kubeconfig_text((target.context if target else None) or "default"))
+            project.extra_env["KUBECONFIG"] = str(kubeconfig)
         yield Deployment(project, api, token, cluster)

@@ -28,6 +28,8 @@ TEMPLATE_LINE = "upstream_unreachable: 502"
 UNKNOWN_ERROR = "An unknown error has occurred"  # what the API says with a 500
 TABLE = PROJECT_ROOT / "build" / "engine" / "lifecycle.md"
 _ROWS: list[tuple[str, str, str, str]] = []
+# The real stacks deploy Airflow on Kubernetes: each test gets an API server of its own.
+pytestmark = pytest.mark.kubernetes
 
 
 @pytest.fixture(scope="module", autouse=True)
