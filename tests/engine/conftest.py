@@ -11,6 +11,7 @@ import importlib.metadata
 import secrets
 import shutil
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -55,9 +56,11 @@ def plugin_launchers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
         f"cloudflare@{importlib.metadata.version('pulumi_cloudflare')}": _launcher(folder, "cloudflare"),
         f"random@{importlib.metadata.version('pulumi_random')}": _launcher(folder, "random"),
     }
+    # The real Kubernetes provider (toolchain/pulumi-kubernetes), at the version it was built as.
     kubernetes = TOOLS / "pulumi-resource-kubernetes"
     if kubernetes.exists():
-        launchers[f"kubernetes@{importlib.metadata.version('pulumi_kubernetes')}"] = kubernetes
+        built = subprocess.run([str(kubernetes), "-version"], capture_output=True, text=True, check=True)
+        launchers[f"kubernetes@{built.stdout.strip()}"] = kubernetes
     return launchers
 
 
