@@ -7,10 +7,10 @@ Decisions, and why:
   Pulumi state, and the chart is pinned to them (`fernetKeySecretName`, `apiSecretKeySecretName`,
   `jwtSecretName`). Left to the chart, every upgrade regenerates the JWT secret and breaks running pods.
 - No credential is ever in Helm values or plain `env`: Secrets are referenced by name and key.
-- `helm.v3.Release` waits for the release's resources; chart hook Jobs would run only after that wait
-  (a deadlock: pods wait for migrations that never start), so the migration Job runs as an ordinary
-  Job (`useHelmHooks: false`), and then, by the chart's contract, with `applyCustomEnv: false` so its
-  immutable pod template does not change when a connection is added. The chart's create-user Job is
+- The chart is deployed with `helm.v4.Chart` (README, "Which Helm resource"), which runs no Helm
+  hooks, so the migration Job is an ordinary Job (`useHelmHooks: false`), and then, by the chart's
+  contract, with `applyCustomEnv: false` so its immutable pod template does not change when a
+  connection is added (an image bump does change it: Pulumi plans the Job's replacement). The chart's create-user Job is
   off in every stack: on, it creates an `Admin` account `admin` with password `admin` (the release's
   `createUserJob.defaultUser`). airgate's bootstrap Job (jobs_plan.py) owns the trigger user.
 - Worker settings go to the executor's own section (`workers.kubernetes.*` for task pods,
