@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from infra.airflow.chart import CHART_ENV, locate_chart
 from infra.config.loader import PROJECT_ROOT, load_stack, referenced_secrets
 from local_services.cloudflare_api.testing import RunningEmulator, running_emulator
 from tests.chart.cluster import Cluster, control_plane
@@ -125,6 +126,13 @@ def deployment(
         cluster = None
         if request.node.get_closest_marker("kubernetes"):
             cluster = running.enter_context(control_plane(tmp_path / "cluster"))
+            project.without_controllers()
+            # The released chart, found as the chart tier finds it (this machine cannot reach the
+            # chart repository the program would otherwise pull from).
+            assert loaded.config.airflow is not None and loaded.config.airflow.chart is not None
+            project.extra_env[CHART_ENV] = str(
+                locate_chart(PROJECT_ROOT, loaded.config.airflow.chart.version)
+            )
             # A stack without a kubeconfig secret uses the ambient one, as on a developer's machine.
             target = loaded.config.airflow.kubernetes if loaded.config.airflow is not None else None
             kubeconfig = tmp_path / "kubeconfig"

@@ -187,6 +187,16 @@ class EngineProject:
             project.pulumi("plugin", "install", "resource", name, version, "--file", str(launcher))
         return project
 
+    def without_controllers(self) -> None:
+        """For a cluster with no nodes: the copy's program imports tests/engine/no_controllers.py
+        first (its one transform), right after the line that makes the project importable."""
+        shutil.copy2(Path(__file__).with_name("no_controllers.py"), self.root / "no_controllers.py")
+        entry = self.root / "infra" / "__main__.py"
+        anchor = "sys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n"
+        text = entry.read_text()
+        assert anchor in text, "infra/__main__.py no longer makes the project importable the known way"
+        entry.write_text(text.replace(anchor, anchor + "import no_controllers  # noqa: E402, F401\n", 1))
+
     @property
     def stacks_dir(self) -> Path:
         return self.root / "stacks"
