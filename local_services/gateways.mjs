@@ -6,7 +6,7 @@
 // Usage: node gateways.mjs <config.json>   (written by `airgate up`, see infra/local/)
 import { readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
-import { timingSafeEqual, createHash } from "node:crypto";
+import { timingSafeEqual, createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
 
@@ -21,6 +21,9 @@ function optionsFor(gateway) {
     bindings[name] = value;
   }
   Object.assign(bindings, gateway.secrets);
+  // The key-set MAC secret a deploy makes per Worker (EdgeGateway): here one per run, so a KV copy
+  // left in the state folder by an earlier run is not trusted and the key set is fetched again.
+  bindings.JWKS_KV_MAC_KEY ??= randomBytes(32).toString("base64url");
   return {
     name: wrangler.name,
     modules: true,

@@ -28,6 +28,9 @@ Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 EnvironmentKind = Literal["local", "dev", "staging", "prod"]
 AuthMode = Literal["access", "oidc"]
 JwtAlgorithm = Literal["RS256", "ES256"]
+# What a token's `typ` header says it is (RFC 7515 §4.1.9, compared without "application/"):
+# "at+jwt" (RFC 9068 access tokens), "jwt" (`typ: JWT`), "untyped" (no `typ`). README: "Token purpose".
+TokenType = Literal["at+jwt", "jwt", "untyped"]
 
 
 class Strict(BaseModel):
@@ -51,6 +54,19 @@ class OidcSettings(Strict):
     audience: str
     roles_claim: str = "groups"
     identity_provider_name: str = "okta"
+    accepted_token_types: tuple[TokenType, ...] = ("at+jwt",)
+    """The `typ` values this IdP's access tokens carry; anything else is refused (README: Token purpose)."""
+
+    @field_validator("accepted_token_types")
+    @classmethod
+    def _token_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError(
+                "list at least one token type (at+jwt, jwt or untyped); see the README's Token purpose"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("a token type is listed twice")
+        return value
 
     @field_validator("issuer")
     @classmethod

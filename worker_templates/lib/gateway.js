@@ -38,8 +38,9 @@ function configOf(env, verifierFactory) {
   if (!identity?.issuer || !upstream?.url || !env.POLICY_VERSION || !env.POLICY) {
     throw new GatewayError("config_invalid");
   }
-  const key = JSON.stringify(identity);
-  if (!verifiers.has(key)) verifiers.set(key, verifierFactory(identity));
+  // One verifier (and key set) per identity document and KV MAC secret, kept across requests.
+  const key = JSON.stringify(identity) + "\n" + (env.JWKS_KV_MAC_KEY ?? "");
+  if (!verifiers.has(key)) verifiers.set(key, verifierFactory(identity, { JWKS_KV_MAC_KEY: env.JWKS_KV_MAC_KEY }));
   const ttl = Number(env.CONTROL_TTL_SECONDS ?? DEFAULT_CONTROL_TTL_S);
   // `base`: the upstream URL without trailing slashes, to which every upstream path is appended.
   const base = upstream.url.replace(/\/+$/, "");

@@ -21,6 +21,7 @@ const REASONS = {
   token_issuer_mismatch: 401,
   token_audience_mismatch: 401,
   token_claims_invalid: 401,
+  token_purpose_mismatch: 401,
   token_subject_missing: 401,
   subject_revoked: 403,
   no_role: 403,
