@@ -202,6 +202,23 @@ def _header_names(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
+# Query parameters the gateway refuses with 400 unless a route names them in `forward_query:`
+# (README: "Query strings"): method overrides, and RFC 6750 §2.3's credential in the query.
+# Names compare lower-cased, with `-` read as `_` (the Worker's twin: worker_templates/lib/query.js).
+METHOD_OVERRIDE_PARAMETERS = frozenset(
+    {
+        *("_method", "__method", "_httpmethod", "_http_method", "x_http_method_override", "x_http_method"),
+        *("x_method_override", "x_original_method", "x_original_url", "x_rewrite_url"),
+    }
+)
+CREDENTIAL_PARAMETERS = frozenset({"access_token"})
+REFUSED_QUERY_PARAMETERS = METHOD_OVERRIDE_PARAMETERS | CREDENTIAL_PARAMETERS
+
+
+def query_parameter_key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
 class Route(Strict):
     path: str
     methods: tuple[Method, ...]
@@ -209,6 +226,24 @@ class Route(Strict):
     rate_limit: RateLimit | None = None
     forward_headers: tuple[str, ...] = ()
     """Request headers forwarded on this route besides the default list and the gateway's own."""
+    forward_query: tuple[str, ...] = ()
+    """Query parameters the gateway otherwise refuses (`access_token`, `_method`, ...) that this
+    route forwards to its upstream as they came."""
+
+    @field_validator("forward_query")
+    @classmethod
+    def _forward_query(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        keys = [query_parameter_key(name) for name in value]
+        for name, key in zip(value, keys, strict=True):
+            if key not in REFUSED_QUERY_PARAMETERS:
+                allowed = ", ".join(sorted(REFUSED_QUERY_PARAMETERS))
+                raise ValueError(
+                    f"{name!r} is forwarded anyway; forward_query names only parameters the gateway "
+                    f"refuses ({allowed}): drop it"
+                )
+        if len(set(keys)) != len(keys):
+            raise ValueError("a query parameter is listed twice")
+        return tuple(keys)
 
     @field_validator("path")
     @classmethod

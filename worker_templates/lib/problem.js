@@ -8,6 +8,7 @@ const REASONS = {
   invalid_method: 400,
   invalid_request: 400,
   override_refused: 400,
+  credential_in_query: 400,
   ambiguous_body_length: 400,
   missing_credential: 401,
   duplicate_credential: 401,
