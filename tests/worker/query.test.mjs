@@ -3,6 +3,7 @@
 // `forward_query`; methods the runtime passes to the Worker but the gateway does not serve get 400.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import {
   buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, withPolicy,
 } from "./helpers.mjs";
@@ -77,4 +78,36 @@ test("a method workerd passes on but the gateway does not serve → 400 problem+
   for (const method of ["PROPFIND", "TRACE", "PURGE", "QUERY"]) {
     expectProblem(assert, await gateway.send(method, "/v1/tables/revenue", { headers }), 400, "invalid_method");
   }
+});
+
+// What workerd answers itself, before any Worker code runs (README: "What workerd answers before the
+// Worker runs"): no problem document and no decision line are possible for these.
+function rawRequest(url, requestLine) {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), "127.0.0.1", () => socket.write(`${requestLine}\r\nHost: gateway.test\r\nConnection: close\r\n\r\n`));
+    let data = "";
+    socket.on("data", (chunk) => (data += chunk));
+    socket.on("end", () => resolve(data));
+    socket.on("error", reject);
+  });
+}
+
+test("workerd answers absolute-form targets (500) and unknown or lower-case methods (501), before the Worker", async () => {
+  const lines = gateway.lines.length;
+  for (const [line, status] of [
+    ["GET http://evil.test/v1/tables/revenue HTTP/1.1", 500],
+    ["OPTIONS * HTTP/1.1", 500],
+    ["CONNECT gateway.test:443 HTTP/1.1", 500],
+    ["get /v1/tables/revenue HTTP/1.1", 501],
+    ["FOO /v1/tables/revenue HTTP/1.1", 501],
+  ]) {
+    const answer = await rawRequest(gateway.url, line);
+    assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), `${line}: ${answer.slice(0, 80)}`);
+    assert.doesNotMatch(answer, /problem\+json/i, line);
+    if (status === 501) assert.match(answer.split("\r\n\r\n")[0], /content-type: text\/plain/i, line);
+    else assert.match(answer, /\r\n\r\nInternal Server Error$/, line);
+  }
+  // The Worker ran for none of them (a known method and origin-form target still reaches it).
+  expectProblem(assert, await gateway.send("PROPFIND", "/v1/tables/revenue"), 400, "invalid_method");
+  assert.equal(gateway.lines.length, lines + 1, "one decision line: the PROPFIND's");
 });
