@@ -1,21 +1,25 @@
 // Fairness under a flood in the local environment, as issue 19 measured it: one client (ai-agent)
-// floods the warehouse gateway's 600/min `tables` route with wrk (16 connections, nearly all 429),
+// floods the warehouse gateway's 600/min `tables` route with wrk (16 connections, nearly all 429)
+// at about RATE requests a second (default 2300, the issue's flood; each connection paced by a wrk
+// `delay`, since an unpaced flood simply takes all the one runtime thread has, however cheap it is),
 // while another client (airflow-worker) sends one request at a time, first on a new connection
 // per request, then on one kept-alive connection. Prints each client kind's p50 alone and during
 // the flood, their ratio (goal ≤ 3×), the flood's rate and the load average. A report, not a test.
 //
-// Usage: bench/noisy_neighbour [seconds-per-phase] [--state-dir .state/local]
+// Usage: bench/noisy_neighbour [seconds-per-phase] [--state-dir .state/local] [--rate 2300]
 // Needs a running local environment and `wrk` (apt-get install wrk). Loopback only; ends by itself.
 import { execFileSync, spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { loadavg } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dirname, "..");
 const args = process.argv.slice(2);
 const stateAt = args.indexOf("--state-dir");
 const STATE = stateAt >= 0 ? args.splice(stateAt, 2)[1] : join(ROOT, ".state", "local");
+const rateAt = args.indexOf("--rate");
+const RATE = rateAt >= 0 ? Number(args.splice(rateAt, 2)[1]) : 2300;
 const SECONDS = Math.min(Math.max(Number(args[0] || 6), 2), 60);
 const PATH = "/v1/tables/revenue";
 const GAP_MS = 50; // the neighbour's pace: 20 requests a second, within its own 600/min bucket
@@ -61,7 +65,10 @@ async function p50(keepAlive, seconds) {
 }
 
 function flood(seconds) {
-  const child = spawn("wrk", ["-t2", "-c16", `-d${seconds}s`, "--timeout", "5s", "-H", `Authorization: Bearer ${flooder}`, `http://127.0.0.1:${port}${PATH}`], {
+  const script = join(mkdtempSync(join(tmpdir(), "airgate-flood-")), "pace.lua");
+  // Each connection waits `delay` ms after an answer; ~2 ms of answer time come on top of it.
+  writeFileSync(script, `function delay() return ${Math.max(0, Math.round(16000 / RATE) - 2)} end\n`);
+  const child = spawn("wrk", ["-t2", "-c16", `-d${seconds}s`, "--timeout", "5s", "-s", script, "-H", `Authorization: Bearer ${flooder}`, `http://127.0.0.1:${port}${PATH}`], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -135,7 +142,7 @@ const rate = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? "?";
 const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? "0";
 console.log(`noisy neighbour, warehouse gateway (port ${port}), ${SECONDS} s per phase`);
 console.log(`load average before the flood: ${load.map((v) => v.toFixed(2)).join(" ")}`);
-console.log(`flood: ai-agent, wrk 16 connections, ${rate} req/s (${non2xx} non-2xx)`);
+console.log(`flood: ai-agent, wrk 16 connections paced for ~${RATE} req/s: ${rate} req/s (${non2xx} non-2xx)`);
 console.log("neighbour (airflow-worker)     quiet p50   flood p50   ratio   goal");
 console.log(`CPU during the flood (2 cores = 200 %):\n${cpu.join("\n")}`);
 for (const [name, key] of [["new connection per request", "fresh"], ["one kept-alive connection", "kept"]]) {
