@@ -6,11 +6,11 @@
 // Usage: node gateways.mjs <config.json>   (written by `airgate up`, see infra/local/)
 //
 // Output: workerd's stdout and stderr (the decision lines) are forwarded whole lines at a time and
-// written asynchronously (LogSink), never with a blocking write. Miniflare's default prints each
-// line with console.log, a blocking write to the pipe supervisord reads: under a flood of ~2k lines
-// a second on a busy machine the pipe filled, this process stalled, stopped reading workerd's
-// output, and workerd itself blocked writing a log line, stalling every client of the gateway for
-// 0.3–0.9 s at a time (bench/noisy_neighbour shows the before and after).
+// written without blocking (say). Miniflare's default prints each line with console.log, a blocking
+// write into the pipe supervisord reads: when supervisord falls behind (a busy machine, ~2k lines a
+// second under a flood) this process blocks, stops reading workerd's output, and workerd then blocks
+// on its own log writes, stalling every client of the gateway. (A way to stall, removed; not shown
+// here to be the cause of the issue's 0.3-0.9 s.)
 import { readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import { timingSafeEqual, createHash, randomBytes } from "node:crypto";
@@ -75,8 +75,9 @@ function optionsFor(gateway) {
     durableObjectsPersist: join(config.persist_dir, "do"),
     // The gateway's port is a socket straight to its Worker (workerd's own HTTP server), not
     // Miniflare's entry Worker, which runs a second Worker invocation per request (routing, error
-    // pages, request logs) and more than doubled the runtime's cost per request: under a flood that
-    // cost is what every other client queued behind. Miniflare's entry socket gets a free port.
+    // pages, request logs): a ~1.8k req/s flood took 62-68 % of a core through it and 39-41 % without
+    // (bench/noisy_neighbour), and every other client queues behind that work on the one runtime
+    // thread. Miniflare's entry socket gets a free port.
     unsafeDirectSockets: [{ host: "127.0.0.1", port: gateway.port }],
     host: "127.0.0.1",
     port: 0,
