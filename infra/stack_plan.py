@@ -24,9 +24,10 @@ class Binding:
     class_name: str | None = None
     late: bool = False
     """The value is another resource's output (e.g. a service token's id), supplied when wiring."""
-    fill: Literal["access_audience", "service_token_ids"] | None = None
+    fill: Literal["access_audience", "service_token_ids", "random_secret"] | None = None
     """The planned value is completed when wiring: the Access app's `aud` written into the JSON
-    document's `audience`, or the JSON map of Access client id → service-token name."""
+    document's `audience`, the JSON map of Access client id → service-token name, or (a
+    secret_text) random bytes the deploy makes for this Worker alone, kept as a Pulumi secret."""
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,49 @@
 // and secrets laid over them. KV and Durable Object state persist in the state folder.
 //
 // Usage: node gateways.mjs <config.json>   (written by `airgate up`, see infra/local/)
+//
+// Output: workerd's stdout and stderr (the decision lines) are forwarded whole lines at a time and
+// written without blocking (say). Miniflare's default prints each line with console.log, a blocking
+// write into the pipe supervisord reads: when supervisord falls behind (a busy machine, ~2k lines a
+// second under a flood) this process blocks, stops reading workerd's output, and workerd then blocks
+// on its own log writes, stalling every client of the gateway. (A way to stall, removed; not shown
+// here to be the cause of the issue's 0.3-0.9 s.)
 import { readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
-import { timingSafeEqual, createHash } from "node:crypto";
+import { timingSafeEqual, createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
 
 const config = JSON.parse(readFileSync(process.argv[2], "utf8"));
+
+// Whole lines to our stdout, written without blocking: Node makes a stdout pipe blocking, so it is
+// switched back (libuv then queues what the reader has not taken yet). If the reader falls more than
+// MAX_QUEUED bytes behind, lines are dropped (and counted in one note line once it catches up)
+// rather than held without bound: a log collector's choice, never the gateways'.
+const MAX_QUEUED = 8 * 1024 * 1024;
+process.stdout._handle?.setBlocking?.(false);
+let dropped = 0;
+function say(lines) {
+  const text = typeof lines === "string" ? Buffer.from(lines) : lines;
+  if (process.stdout.writableLength > MAX_QUEUED) {
+    for (let i = text.indexOf(10); i !== -1; i = text.indexOf(10, i + 1)) dropped++;
+    return;
+  }
+  if (dropped) {
+    process.stdout.write(JSON.stringify({ event: "log_lines_dropped", lines: dropped }) + "\n");
+    dropped = 0;
+  }
+  process.stdout.write(text);
+}
+function forwardLines(stream) {
+  let partial = null;
+  stream.on("data", (chunk) => {
+    const data = partial ? Buffer.concat([partial, chunk]) : chunk;
+    const end = data.lastIndexOf(10) + 1;
+    partial = end < data.length ? data.subarray(end) : null;
+    if (end) say(data.subarray(0, end));
+  });
+}
 
 function optionsFor(gateway) {
   const wrangler = JSON.parse(readFileSync(join(gateway.dir, "wrangler.json"), "utf8"));
@@ -21,6 +57,9 @@ function optionsFor(gateway) {
     bindings[name] = value;
   }
   Object.assign(bindings, gateway.secrets);
+  // The key-set MAC secret a deploy makes per Worker (EdgeGateway): here one per run, so a KV copy
+  // left in the state folder by an earlier run is not trusted and the key set is fetched again.
+  bindings.JWKS_KV_MAC_KEY ??= randomBytes(32).toString("base64url");
   return {
     name: wrangler.name,
     modules: true,
@@ -34,10 +73,20 @@ function optionsFor(gateway) {
     ),
     kvPersist: join(config.persist_dir, "kv"),
     durableObjectsPersist: join(config.persist_dir, "do"),
+    // The gateway's port is a socket straight to its Worker (workerd's own HTTP server), not
+    // Miniflare's entry Worker, which runs a second Worker invocation per request (routing, error
+    // pages, request logs): a ~1.8k req/s flood took 62-68 % of a core through it and 39-41 % without
+    // (bench/noisy_neighbour), and every other client queues behind that work on the one runtime
+    // thread. Miniflare's entry socket gets a free port.
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: gateway.port }],
     host: "127.0.0.1",
-    port: gateway.port,
+    port: 0,
     cf: false,
     log: new Log(LogLevel.WARN),
+    handleRuntimeStdio(stdout, stderr) {
+      forwardLines(stdout);
+      forwardLines(stderr);
+    },
   };
 }
 
@@ -45,7 +94,8 @@ const running = [];
 const namespaces = []; // each gateway's POLICY KV namespace: the admin endpoint writes to them all
 for (const gateway of config.gateways) {
   const mf = new Miniflare(optionsFor(gateway));
-  const url = await mf.ready;
+  await mf.ready;
+  const url = await mf.unsafeGetDirectURL();
   const kv = await mf.getKVNamespace("POLICY");
   const policy = readFileSync(join(gateway.dir, "policy.json"), "utf8").trim();
   const manifest = JSON.parse(readFileSync(join(gateway.dir, "manifest.json"), "utf8"));
@@ -53,7 +103,7 @@ for (const gateway of config.gateways) {
   await kv.put(manifest.policy_kv_key, policy);
   running.push(mf);
   namespaces.push(kv);
-  console.log(JSON.stringify({ event: "ready", gateway: gateway.name, url: url.href }));
+  say(JSON.stringify({ event: "ready", gateway: gateway.name, url: url.href }) + "\n");
 }
 
 // The local writer of the `control` KV document (`airgate revoke` / `airgate kill-switch`): a
@@ -95,7 +145,7 @@ async function serveAdmin() {
   const file = join(config.persist_dir, "admin.json");
   writeFileSync(`${file}.tmp`, JSON.stringify({ url: `http://127.0.0.1:${server.address().port}` }));
   renameSync(`${file}.tmp`, file);
-  console.log(JSON.stringify({ event: "admin", url: `http://127.0.0.1:${server.address().port}` }));
+  say(JSON.stringify({ event: "admin", url: `http://127.0.0.1:${server.address().port}` }) + "\n");
   return server;
 }
 if (config.admin) await serveAdmin();

@@ -13,11 +13,12 @@
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
-import { tmpdir } from "node:os";
+import { tmpdir, loadavg } from "node:os";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Miniflare, Log, LogLevel } from "miniflare";
 import {
-  buildStack, readArtifacts, startIssuer, startGateway, pointAt,
+  buildStack, readArtifacts, startIssuer, startGateway, pointAt, ROOT as ROOT_DIR,
 } from "../../tests/worker/helpers.mjs";
 import {
   AUDIENCE, PATH, PASS_SCRIPT, PASS_DATE, benchArtifacts, callerToken, leanUpstream, workerdPassThrough,
@@ -258,6 +259,17 @@ ThreadsPerChild 25
   return null;
 }
 
+// jose's part of the bundle: what jwtVerify and createLocalJWKSet weigh bundled and minified alone,
+// with the gateway's own esbuild settings (infra/build/bundle.py).
+function joseBytes() {
+  const out = spawnSync(join(ROOT_DIR, "node_modules", ".bin", "esbuild"), [
+    "--bundle", "--format=esm", "--platform=neutral", "--target=es2022", "--minify", "--legal-comments=none",
+    "--main-fields=module,main", "--conditions=workerd,worker,browser",
+  ], { input: 'export { jwtVerify, createLocalJWKSet } from "jose";', cwd: ROOT_DIR });
+  if (out.status !== 0) return "unknown (esbuild failed)";
+  return `${out.stdout.length} bytes minified, ${gzipSync(out.stdout).length} gzipped`;
+}
+
 function table() {
   const rows = [["target", "conns", "req/s", "p50 ms", "p99 ms", "non-2xx", "server CPU µs/req"]];
   for (const r of results) {
@@ -376,7 +388,7 @@ async function main() {
       if (!g || !p) continue;
       const cpu = g.cpuPerRequestUs - p.cpuPerRequestUs;
       const peers = ["cache off", "cache 60 s"].map((label) => [label, get(`apache2 + mod_oauth2 (${label})`, c)]).filter(([, a]) => a);
-      console.log(`${runtime} c=${c}: full gateway / pass-through = ${(g.rps / p.rps).toFixed(2)} (goal ≥ 0.6); gateway CPU overhead ${cpu.toFixed(0)} µs/request (goal ≤ 150)` +
+      console.log(`${runtime} c=${c}: full gateway / pass-through = ${(g.rps / p.rps).toFixed(2)} (goal ≥ 0.65); gateway CPU overhead ${cpu.toFixed(0)} µs/request (goal ≤ 100)` +
         peers.map(([label, a]) => `; / apache (${label}) = ${(g.rps / a.rps).toFixed(2)} req/s, ${(a.cpuPerRequestUs / g.cpuPerRequestUs).toFixed(2)} CPU per request`).join("") +
         " (goal ≥ 1.0 at equal cache settings; CPU: apache's µs/request over the gateway's)");
     }
@@ -384,11 +396,19 @@ async function main() {
   if (first) console.log(`Miniflare first request after start: ${first.ms.toFixed(1)} ms (status ${first.status}; key set fetched from the IdP); second: ${second.ms.toFixed(1)} ms; Miniflare start ${startMs.toFixed(0)} ms; decision lines logged: ${logged}`);
   if (rounds) {
     const median = [...rounds].sort((a, b) => a - b)[1];
-    console.log(`workerd c=16, full gateway / pass-through in 3 alternating rounds: ${rounds.map((r) => r.toFixed(2)).join(", ")}; median ${median.toFixed(2)} (goal ≥ 0.6)`);
+    console.log(`workerd c=16, full gateway / pass-through in 3 alternating rounds: ${rounds.map((r) => r.toFixed(2)).join(", ")}; median ${median.toFixed(2)} (goal ≥ 0.65)`);
   }
   if (coldWorkerd) console.log(`workerd first request after start, key set in KV (median of 5 fresh processes): ${coldWorkerd.first.toFixed(1)} ms (IdP calls ${coldWorkerd.idpCalls}; goal ≤ 10 ms); second: ${coldWorkerd.second.toFixed(1)} ms; a pass-through Worker's first: ${coldWorkerd.pass.toFixed(1)} ms`);
   if (flood) console.log(`another client's p50 while one floods a 600/min route (workerd): ${flood.alone.toFixed(1)} ms alone → ${flood.during.toFixed(1)} ms (${(flood.during / flood.alone).toFixed(1)}×, goal ≤ 2×); the flood: ${flood.flooded.rps.toFixed(0)} req/s, ${flood.flooded.non2xx} non-2xx of ${flood.flooded.total}`);
-  console.log(`bundle: ${artifacts.bundle.length} bytes minified (budget 32768) — warehouse`);
+  // The runtime's own ceiling: what a Worker that does nothing but proxy reaches against the cached
+  // apache peer. The gateway's "/ apache (cache 60 s)" above reads against this, not against 1.0.
+  for (const c of [1, 16]) {
+    const p = get("pass-through Worker (workerd)", c), a = get("apache2 + mod_oauth2 (cache 60 s)", c);
+    if (p && a) console.log(`runtime ceiling c=${c}: pass-through Worker (workerd) / apache (cache 60 s) = ${(p.rps / a.rps).toFixed(2)} req/s`);
+  }
+  const gzip = gzipSync(artifacts.bundle).length;
+  console.log(`bundle: ${artifacts.bundle.length} bytes minified, ${gzip} gzipped (budget 65536 minified) — warehouse; jose's share: ${joseBytes()}`);
+  console.log(`load average at the end: ${loadavg().map((v) => v.toFixed(2)).join(" ")}`);
   for (const note of notes) console.log(`note: ${note}`);
 }
 

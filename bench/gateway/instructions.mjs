@@ -28,7 +28,8 @@ const get = (url, agent) =>
       res.resume();
       res.on("end", () => resolve(res.statusCode));
     });
-    req.on("error", reject);
+    // A kept-alive socket the server closed as it was reused: retried once, as Node's docs advise.
+    req.on("error", (error) => (req.reusedSocket && error.code === "ECONNRESET" ? get(url, agent).then(resolve, reject) : reject(error)));
     req.end();
   });
 const load = async (url, n) =>

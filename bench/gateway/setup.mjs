@@ -1,9 +1,9 @@
 // What the gateway benchmarks share: the request they send, the lean upstream, the pass-through
 // Worker, and the gateway in workerd alone with its policy and the issuer's key set already in KV
-// (as after a deploy and one earlier isolate).
+// (as after a deploy and one earlier isolate: the copy authenticated under the Worker's MAC secret).
 import { createServer } from "node:http";
 import { join } from "node:path";
-import { compatibilityDate, jwksKey, pointAt, withPolicy } from "../../tests/worker/helpers.mjs";
+import { compatibilityDate, jwksKey, keySetCopy, MAC_KEY, pointAt, withPolicy } from "../../tests/worker/helpers.mjs";
 import { startWorkerd } from "./workerd.mjs";
 
 export const AUDIENCE = "http://airgate.localhost";
@@ -51,10 +51,14 @@ export async function workerdGateway(artifacts, issuer, upstream, { limit, wrap 
   return startWorkerd({
     bundle: join(bench.dir, "gateway.js"),
     wrangler: bench.wrangler,
-    vars: { ...pointAt(bench.wrangler, { issuer, upstream, audience: AUDIENCE }), UPSTREAM_CREDENTIAL: "bench" },
+    vars: {
+      ...pointAt(bench.wrangler, { issuer, upstream, audience: AUDIENCE }),
+      UPSTREAM_CREDENTIAL: "bench",
+      JWKS_KV_MAC_KEY: MAC_KEY,
+    },
     kv: {
       [bench.manifest.policy_kv_key]: bench.policyText,
-      [jwksKey(issuer.url)]: JSON.stringify({ fetched_at: Math.floor(Date.now() / 1000), keys: await issuer.jwks() }),
+      [jwksKey(issuer.url)]: keySetCopy(issuer.url, await issuer.jwks(), Math.floor(Date.now() / 1000)),
     },
     compatibilityDate: compatibilityDate(bench.wrangler.compatibility_date),
     wrap,

@@ -22,6 +22,11 @@ UPSTREAM_SECRET_BINDING = "UPSTREAM_CREDENTIAL"  # noqa: S105 - a binding name
 UPSTREAM_ACCESS_ID_BINDING = "UPSTREAM_ACCESS_CLIENT_ID"
 UPSTREAM_ACCESS_SECRET_BINDING = "UPSTREAM_ACCESS_CLIENT_SECRET"  # noqa: S105 - a binding name
 AIRFLOW_PASSWORD_BINDING = "AIRFLOW_PASSWORD"  # noqa: S105 - a binding name
+# The HMAC key that authenticates the Worker's KV copy of the IdP's key set: made by the deploy
+# (`EdgeGateway`), a Pulumi secret, known to nothing but the Worker (worker_templates/lib/keyset.js).
+JWKS_KV_MAC_BINDING = "JWKS_KV_MAC_KEY"
+# Cloudflare Access application tokens carry `typ: JWT`; the type list is Access's, not the stack's.
+ACCESS_TOKEN_TYPES = ("jwt", "untyped")
 
 
 def airflow_behind_tunnel(stack: StackConfig) -> bool:
@@ -51,6 +56,7 @@ def identity_document(
             "issuer": issuer,
             "jwks_url": f"{issuer}/cdn-cgi/access/certs",
             "audience": [access_audience or ""],
+            "accepted_token_types": list(ACCESS_TOKEN_TYPES),
             **common,
         }
     return {
@@ -58,6 +64,7 @@ def identity_document(
         "issuer": identity.oidc.issuer,
         "jwks_url": None,
         "audience": [identity.oidc.audience],
+        "accepted_token_types": list(identity.oidc.accepted_token_types),
         **common,
     }
 
@@ -101,6 +108,7 @@ def plan_bindings(
             fill="service_token_ids",
         ),
         Binding("UPSTREAM", "json", canonical_json(upstream_document(stack, gateway_name))),
+        Binding(JWKS_KV_MAC_BINDING, "secret_text", fill="random_secret"),
     ]
     if gateway.upstream.credential is not None:
         bindings.append(Binding(UPSTREAM_SECRET_BINDING, "secret_text", gateway.upstream.credential.secret))

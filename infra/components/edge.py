@@ -1,7 +1,8 @@
 """EdgeGateway: one gateway at Cloudflare's edge, from its `GatewayPlan` — the policy KV namespace
 and the immutable, versioned policy entry, the Worker script with its bindings and the Durable
-Object migrations it still needs, the hostname (custom domain or route), and the Access application
-in front of it.
+Object migrations it still needs, the hostname (custom domain or route), the Access application
+in front of it, and the Worker's key-set MAC secret (random bytes that authenticate its KV copy of
+the IdP's key set; a Pulumi secret known only to the deploy and the Worker).
 
 The policy entry's key carries the policy version and the script is bound to exactly that
 version, so a Worker never enforces a mix of two versions (see DESIGN.md §3). Which migration
@@ -19,6 +20,7 @@ from typing import Any, cast
 
 import pulumi
 import pulumi_cloudflare as cloudflare
+import pulumi_random as random
 
 from infra.components.access_app import self_hosted_app
 from infra.components.options import options
@@ -84,6 +86,16 @@ class EdgeGateway(pulumi.ComponentResource):
             opts=child,
         )
 
+        # Secrets only the deploy and this Worker know (the key-set MAC: whoever can write the KV
+        # namespace must not be able to plant a signing key), made here and kept as Pulumi secrets.
+        late_values = dict(args.late_values)
+        for binding in plan.bindings:
+            if binding.fill == "random_secret":
+                made = random.RandomBytes(
+                    f"{name}-{binding.name.lower().replace('_', '-')}", length=32, opts=child
+                )
+                late_values[binding.name] = pulumi.Output.secret(made.base64)
+
         script_inputs: dict[str, Any] = {
             "account_id": plan.account_id,
             "script_name": plan.script_name,
@@ -91,7 +103,7 @@ class EdgeGateway(pulumi.ComponentResource):
             "main_module": plan.main_module,
             "compatibility_date": plan.compatibility_date,
             "bindings": [
-                _binding(b, namespace, access_app, args.service_token_ids, args.secrets, args.late_values)
+                _binding(b, namespace, access_app, args.service_token_ids, args.secrets, late_values)
                 for b in plan.bindings
             ],
             "observability": {"enabled": True, "logs": {"enabled": True, "invocation_logs": True}},
@@ -164,7 +176,7 @@ def _binding(
     secrets: Mapping[str, pulumi.Output[str]],
     late_values: Mapping[str, pulumi.Output[str]],
 ) -> cloudflare.WorkersScriptBindingArgsDict:
-    if binding.late:
+    if binding.late or binding.fill == "random_secret":
         value = late_values[binding.name]
         if binding.type == "secret_text":
             return {"name": binding.name, "type": "secret_text", "text": pulumi.Output.secret(value)}

@@ -28,6 +28,9 @@ Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 EnvironmentKind = Literal["local", "dev", "staging", "prod"]
 AuthMode = Literal["access", "oidc"]
 JwtAlgorithm = Literal["RS256", "ES256"]
+# What a token's `typ` header says it is (RFC 7515 §4.1.9, compared without "application/"):
+# "at+jwt" (RFC 9068 access tokens), "jwt" (`typ: JWT`), "untyped" (no `typ`). README: "Token purpose".
+TokenType = Literal["at+jwt", "jwt", "untyped"]
 
 
 class Strict(BaseModel):
@@ -51,6 +54,19 @@ class OidcSettings(Strict):
     audience: str
     roles_claim: str = "groups"
     identity_provider_name: str = "okta"
+    accepted_token_types: tuple[TokenType, ...] = ("at+jwt",)
+    """The `typ` values this IdP's access tokens carry; anything else is refused (README: Token purpose)."""
+
+    @field_validator("accepted_token_types")
+    @classmethod
+    def _token_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError(
+                "list at least one token type (at+jwt, jwt or untyped); see the README's Token purpose"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("a token type is listed twice")
+        return value
 
     @field_validator("issuer")
     @classmethod
@@ -186,6 +202,23 @@ def _header_names(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
+# Query parameters the gateway refuses with 400 unless a route names them in `forward_query:`
+# (README: "Query strings"): method overrides, and RFC 6750 §2.3's credential in the query.
+# Names compare lower-cased, with `-` read as `_` (the Worker's twin: worker_templates/lib/query.js).
+METHOD_OVERRIDE_PARAMETERS = frozenset(
+    {
+        *("_method", "__method", "_httpmethod", "_http_method", "x_http_method_override", "x_http_method"),
+        *("x_method_override", "x_original_method", "x_original_url", "x_rewrite_url"),
+    }
+)
+CREDENTIAL_PARAMETERS = frozenset({"access_token"})
+REFUSED_QUERY_PARAMETERS = METHOD_OVERRIDE_PARAMETERS | CREDENTIAL_PARAMETERS
+
+
+def query_parameter_key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
 class Route(Strict):
     path: str
     methods: tuple[Method, ...]
@@ -193,6 +226,24 @@ class Route(Strict):
     rate_limit: RateLimit | None = None
     forward_headers: tuple[str, ...] = ()
     """Request headers forwarded on this route besides the default list and the gateway's own."""
+    forward_query: tuple[str, ...] = ()
+    """Query parameters the gateway otherwise refuses (`access_token`, `_method`, ...) that this
+    route forwards to its upstream as they came."""
+
+    @field_validator("forward_query")
+    @classmethod
+    def _forward_query(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        keys = [query_parameter_key(name) for name in value]
+        for name, key in zip(value, keys, strict=True):
+            if key not in REFUSED_QUERY_PARAMETERS:
+                allowed = ", ".join(sorted(REFUSED_QUERY_PARAMETERS))
+                raise ValueError(
+                    f"{name!r} is forwarded anyway; forward_query names only parameters the gateway "
+                    f"refuses ({allowed}): drop it"
+                )
+        if len(set(keys)) != len(keys):
+            raise ValueError("a query parameter is listed twice")
+        return tuple(keys)
 
     @field_validator("path")
     @classmethod

@@ -54,6 +54,7 @@ def compile_gateway(stack: StackConfig, gateway_name: str) -> CompiledPolicy:
             "roles": sorted(set(route.roles)),
             "rate_limit": _rate(route.rate_limit or gateway.default_rate_limit),
             "forward_headers": sorted(route.forward_headers),
+            "forward_query": sorted(route.forward_query),
         }
         for name, route in routes
     ]

@@ -8,9 +8,12 @@ checked completely before anything changes; a refused request changes nothing.
 
 Run it: `python -m local_services.cloudflare_api --state PATH --token TOKEN --account ID
 [--zone ID=name ...] --port 0` prints `{"url": "http://127.0.0.1:PORT/client/v4"}` when ready.
-Tests use `local_services.cloudflare_api.testing.running_emulator`.
+Tests use `local_services.cloudflare_api.testing.running_emulator`. Beside the state file it appends
+the request journal (`PATH.requests.jsonl`: one line per request but GETs, with status and code), and
+`/__emulator/faults` makes chosen requests fail (faults.py), for deploys that fail half-way.
 
-The state file (JSON, replaced atomically after every accepted change; survives a restart):
+The state file (JSON, replaced atomically after every accepted change; survives a restart; keys that
+start with `_` are the emulator's own bookkeeping):
 
     {
       "format": "airgate-cloudflare-emulator/1",
@@ -38,7 +41,7 @@ The state file (JSON, replaced atomically after every accepted change; survives 
             "groups": {"<uuid>": {"name", "include", "exclude", "require", ...}},
             "applications": {"<uuid>": {"type", "name", "domain", "policies": [{"id", "precedence"}],
                 "allowed_idps", "session_duration", "_aud", ...}},
-            "service_tokens": {"<uuid>": {"name", "client_id", "duration", "expires_at",
+            "service_tokens": {"<uuid>": {"name", "client_id", "duration", "enabled", "expires_at",
                 "client_secret_version", "previous_client_secret_expires_at",
                 "secrets": {"<version>": str}, ...}}},
           "tunnels": {"<uuid>": {"name", "config_src", "secret", "created_at",
@@ -49,13 +52,17 @@ The state file (JSON, replaced atomically after every accepted change; survives 
           "next_logpush_job_id": int}},
       "zones": {
         "<zone id>": {"name": str, "account_id": str, "created_on": str,
-          "worker_routes": {"<id>": {"pattern", "script"}},
+          "worker_routes": {"<id>": {"pattern", "script": str | null}},
           "dns_records": {"<id>": {"type", "name", "content", "proxied", "ttl", "comment", "tags",
               "created_on", "modified_on"}}}}
     }
 
-What it does not model: anything outside these paths (404 code 7000); zone-level Access and Logpush;
-Workers versions, deployments, assets, secrets endpoints and routes-by-script; Durable Object storage
-itself (only which classes exist); KV's eventual consistency (a write is read back at once); token
-permissions (one token reaches every seeded account); rate limits; account caps on Access objects.
+What it does not model: paths outside the ones above (400 with 7003/7000); zone-level Access and
+Logpush; Workers versions, deployments, assets, secrets and subdomain endpoints, `bindings_inherit`, and
+binding changes through a settings edit (only an upload changes bindings); whether uploaded code
+runs; Durable Object storage itself (only which classes exist, and that deleting the script loses
+them); KV's eventual consistency (a write is read back at once); certificates for custom domains;
+tunnel connections (every tunnel is `inactive`) and Logpush delivery; token permissions (the one
+token reaches every seeded account and zone); rate limits; account caps on Access objects.
+Where no public source gives the code or status of a refusal, the comment at its raise site says so.
 """

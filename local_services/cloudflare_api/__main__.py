@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from local_services.cloudflare_api.journal import Journal
 from local_services.cloudflare_api.server import PREFIX, serve
 from local_services.cloudflare_api.store import Store
 
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         help="ID=name of a zone of the first account; repeatable",
     )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--journal", type=Path, help="the request journal (JSON lines; default: beside the state file)"
+    )
     args = parser.parse_args(argv)
     accounts = dict(_pair(a) if "=" in a else (a, f"account {a}") for a in args.account)
     first = next(iter(accounts))
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"cloudflare-api-emulator: {error}", file=sys.stderr)
         return 2
-    server = serve(store, args.token, args.port)
+    journal = Journal(args.journal or args.state.with_name(args.state.name + ".requests.jsonl"))
+    server = serve(store, args.token, args.port, journal)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -54,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     print(json.dumps({"url": f"http://127.0.0.1:{server.server_port}{PREFIX}"}), flush=True)
     try:
-        server.serve_forever()
+        # A short poll interval: SIGTERM's shutdown() is noticed at once, not half a second later.
+        server.serve_forever(poll_interval=0.05)
     except KeyboardInterrupt:
         pass
     finally:

@@ -12,19 +12,26 @@ class ApiError(Exception):
     """One refused request: nothing was written."""
 
     def __init__(
-        self, status: int, code: int, message: str, chain: list[dict[str, Any]] | None = None
+        self,
+        status: int,
+        code: int,
+        message: str,
+        chain: list[dict[str, Any]] | None = None,
+        also: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(f"{message} ({code})")
         self.status = status
         self.code = code
         self.message = message
         self.chain = chain
+        self.also = also or []
 
-    def error(self) -> dict[str, Any]:
+    def errors(self) -> list[dict[str, Any]]:
+        """The envelope's `errors`: this error first (with its `error_chain`), then any that go with it."""
         entry: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.chain:
             entry["error_chain"] = self.chain
-        return entry
+        return [entry, *self.also]
 
 
 # Authentication (cloudflare/cloudflare-python#2678 and xiaotianxt/bypass-cloudflare-for-github-action#2:
@@ -53,16 +60,23 @@ def malformed_json() -> ApiError:
     return ApiError(400, 6007, "Malformed JSON in request body")
 
 
-# Paths: 7000 "No route for that URI", 7001 "Method not allowed for this URI" and 7003 "Could not route to
-# <path>, perhaps your object identifier is invalid?" are the API gateway's answers
-# (https://developers.cloudflare.com/fundamentals/api/troubleshooting/ lists 7003 for a wrong identifier).
-def no_route() -> ApiError:
-    return ApiError(404, 7000, "No route for that URI")
+# Paths the API cannot route, or whose identifier names nothing it knows: HTTP 400 with two errors,
+# 7003 "Could not route to /client/v4/..., perhaps your object identifier is invalid?" and 7000 "No route
+# for that URI" (cloudflare/cloudflare-go#118, zanjie1999/cloudflare-api-v4-ddns#4,
+# timothymiller/cloudflare-ddns#152 for the /client/v4 prefix in the message).
+def no_route(path: str) -> ApiError:
+    return ApiError(
+        400,
+        7003,
+        f"Could not route to /client/v4{path}, perhaps your object identifier is invalid?",
+        also=[{"code": 7000, "message": "No route for that URI"}],
+    )
 
 
+unknown_identifier = no_route
+
+
+# No public source shows the answer to a known path with a method it does not take; 405 with 7001
+# ("Method not allowed for this URI") stands in.
 def method_not_allowed() -> ApiError:
     return ApiError(405, 7001, "Method not allowed for this URI")
-
-
-def unknown_identifier(path: str) -> ApiError:
-    return ApiError(404, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?")

@@ -46,7 +46,7 @@ def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
         if candidate.method == method:
             return candidate.handler, {k: urllib.parse.unquote(v) for k, v in found.groupdict().items()}
         allowed = True
-    raise method_not_allowed() if allowed else no_route()
+    raise method_not_allowed() if allowed else no_route(path)
 
 
 def account(state: State, request: Request) -> dict[str, Any]:
@@ -64,6 +64,10 @@ def zone(state: State, request: Request) -> dict[str, Any]:
         raise unknown_identifier(request.path)
     assert isinstance(found, dict)
     return found
+
+
+def in_zone(hostname: str, zone_name: str) -> bool:
+    return hostname == zone_name or hostname.endswith("." + zone_name)
 
 
 def item(collection: dict[str, Any], key: str, status: int, code: int, message: str) -> dict[str, Any]:

@@ -16,9 +16,13 @@ from local_services.cloudflare_api.errors import (
     ApiError,
     authentication_error,
     malformed_authorization,
+    method_not_allowed,
     missing_credentials,
     no_route,
 )
+from local_services.cloudflare_api.faults import PATH as FAULTS_PATH
+from local_services.cloudflare_api.faults import Faults
+from local_services.cloudflare_api.journal import Journal
 from local_services.cloudflare_api.request import Answer, Request
 from local_services.cloudflare_api.router import resolve
 from local_services.cloudflare_api.store import Store
@@ -31,7 +35,7 @@ MAX_BODY = 64 * 1024 * 1024
 
 def envelope(answer: Answer | None, error: ApiError | None) -> dict[str, Any]:
     if error is not None:
-        return {"success": False, "errors": [error.error()], "messages": [], "result": None}
+        return {"success": False, "errors": error.errors(), "messages": [], "result": None}
     assert answer is not None
     document: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": answer.result}
     if answer.result_info is not None:
@@ -39,9 +43,12 @@ def envelope(answer: Answer | None, error: ApiError | None) -> dict[str, Any]:
     return document
 
 
-def make_handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
+def make_handler(store: Store, token: str, journal: Journal, faults: Faults) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; with Nagle's algorithm on, each keep-alive
+        # answer waits ~40 ms for the client's delayed ACK.
+        disable_nagle_algorithm = True
         server_version = "cloudflare-api-emulator"
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -58,21 +65,44 @@ def make_handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
                 raise authentication_error()
 
         def _body(self) -> bytes:
-            length = int(self.headers.get("content-length") or 0)
-            if length > MAX_BODY:
-                raise ApiError(413, 10027, "request body too large")
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                # The body is not read, so this connection cannot carry another request.
+                self.close_connection = True
+                raise ApiError(
+                    413 if length > MAX_BODY else 400, 10027, "request body too large or unreadable"
+                )
             return self.rfile.read(length) if length else b""
+
+        def _faults(self, path: str, body: bytes) -> Answer | None:
+            """The emulator's own path for failures on request (faults.py)."""
+            if path != FAULTS_PATH:
+                return None
+            if self.command == "GET":
+                return Answer(faults.pending())
+            if self.command != "POST":
+                raise method_not_allowed()
+            request = Request(self.command, path, {}, {}, self.headers.get("content-type", ""), body)
+            return Answer(faults.add(request.json_object(10001)))
 
         def _answer(self) -> None:
             url = urllib.parse.urlsplit(self.path)
             answer: Answer | None = None
             error: ApiError | None = None
+            path = url.path[len(PREFIX) :] if url.path.startswith(PREFIX + "/") else url.path
             try:
                 body = self._body()
-                if not url.path.startswith(PREFIX + "/"):
-                    raise no_route()
                 self._authenticate()
-                path = url.path[len(PREFIX) :]
+                answer = self._faults(url.path, body)
+                if answer is not None:
+                    self._send(200, json.dumps(envelope(answer, None)).encode(), "application/json", {})
+                    return
+                if not url.path.startswith(PREFIX + "/"):
+                    raise no_route(path)
+                faults.check(self.command, path)
                 handler, params = resolve(self.command, path)
                 request = Request(
                     self.command,
@@ -88,10 +118,11 @@ def make_handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
             except Exception:  # a bug in the emulator: say so loudly, never pretend success
                 traceback.print_exc(file=sys.stderr)
                 error = ApiError(500, 10002, "emulator: unexpected internal error (see its stderr)")
+            status = error.status if error is not None else answer.status if answer else 200
+            journal.record(self.command, path, status, error.code if error else None)
             if answer is not None and answer.raw is not None:
                 self._send(answer.status, answer.raw, answer.raw_type, answer.headers)
                 return
-            status = error.status if error is not None else answer.status if answer else 200
             payload = json.dumps(envelope(answer, error)).encode()
             self._send(status, payload, "application/json", {})
 
@@ -109,7 +140,7 @@ def make_handler(store: Store, token: str) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(store: Store, token: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(store, token))
+def serve(store: Store, token: str, port: int, journal: Journal) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(store, token, journal, Faults()))
     server.daemon_threads = True
     return server

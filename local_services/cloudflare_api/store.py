@@ -63,6 +63,9 @@ class Store:
     def __init__(self, path: Path, accounts: dict[str, str], zones: dict[str, tuple[str, str]]) -> None:
         self.path = path
         self._lock = threading.Lock()
+        # A process stopped in the middle of a write leaves its temporary file, never a torn state file.
+        for leftover in path.parent.glob(f".{path.name}.*"):
+            leftover.unlink()
         state: State = (
             json.loads(path.read_text()) if path.exists() else {"format": FORMAT, "accounts": {}, "zones": {}}
         )

@@ -3,7 +3,9 @@
 with running_emulator(tmp_path / "cloudflare.json", token, account, {zone_id: "example.com"}) as api:
     client = Cloudflare(api_token=token, base_url=api.base_url)
     ...
-    api.state()["accounts"][account]["scripts"]
+    api.state()["accounts"][account]["scripts"]   # the state file, parsed
+    api.journal()                                 # what was asked of it (every method but GET)
+    api.fail_next("PUT", r"/workers/scripts/gw$") # the next such request fails, changing nothing
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from local_services.cloudflare_api.faults import PATH as FAULTS_PATH
+from local_services.cloudflare_api.server import PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -26,6 +32,7 @@ START_TIMEOUT = 30.0
 class RunningEmulator:
     base_url: str
     state_path: Path
+    token: str
     process: subprocess.Popen[str]
 
     def state(self) -> dict[str, Any]:
@@ -33,6 +40,40 @@ class RunningEmulator:
         parsed = json.loads(self.state_path.read_text())
         assert isinstance(parsed, dict)
         return parsed
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_path.with_name(self.state_path.name + ".requests.jsonl")
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Every request but GETs so far, in order: {at, method, path, status, code}."""
+        if not self.journal_path.exists():
+            return []
+        return [json.loads(line) for line in self.journal_path.read_text().splitlines()]
+
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 500,
+        code: int = 10000,
+        message: str = "",
+        times: int = 1,
+    ) -> None:
+        """The next `times` requests with this method and a path matching the regex `path` (after
+        /client/v4) fail with this error and change nothing (faults.py)."""
+        fault = {"method": method, "path": path, "status": status, "code": code, "times": times}
+        if message:
+            fault["message"] = message
+        request = urllib.request.Request(  # noqa: S310 - the emulator on 127.0.0.1
+            self.base_url.removesuffix(PREFIX) + FAULTS_PATH,
+            data=json.dumps(fault).encode(),
+            method="POST",
+            headers={"authorization": f"Bearer {self.token}", "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            assert json.loads(answer.read())["success"] is True
 
 
 def _command(state_path: Path, token: str, account: str, zones: dict[str, str]) -> list[str]:
@@ -72,7 +113,7 @@ def running_emulator(
             process.wait(timeout=START_TIMEOUT)
             stderr = log_path.read_text()[-2000:]
             raise RuntimeError(f"the Cloudflare API emulator exited with {process.returncode}: {stderr}")
-        yield RunningEmulator(json.loads(line)["url"], state_path, process)
+        yield RunningEmulator(json.loads(line)["url"], state_path, token, process)
     finally:
         process.terminate()
         try:

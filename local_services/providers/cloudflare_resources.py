@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import cloudflare
-from cloudflare import Cloudflare
+from cloudflare import Cloudflare, omit
 
 from infra.review.replacements import REPLACE_ON
 from local_services.providers.properties import from_api, to_api
@@ -311,8 +311,8 @@ class AccountObject:
 
 @dataclass
 class ServiceToken:
-    """Access service tokens: a new `clientSecretVersion` rotates the secret (POST …/rotate), keeping
-    the previous one valid until `previousClientSecretExpiresAt`."""
+    """Access service tokens: a higher `clientSecretVersion` in an update rotates the secret, and the
+    API keeps the previous one valid until `previousClientSecretExpiresAt`."""
 
     api: Cloudflare
     replace_on = REPLACE_ON["ZeroTrustAccessServiceToken"]
@@ -345,26 +345,25 @@ class ServiceToken:
         return None if live is None else {**state, "name": live.name}
 
     def update(self, id_: str, state: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
-        tokens = self.api.zero_trust.access.service_tokens
-        outputs = {name: state.get(name, "") for name in self.computed}
-        if news.get("clientSecretVersion") != state.get("clientSecretVersion"):
-            rotated = _dump(
-                _call(
-                    f"rotate service token {id_}",
-                    lambda: tokens.rotate(
-                        id_,
-                        account_id=news["accountId"],
-                        previous_client_secret_expires_at=news.get("previousClientSecretExpiresAt"),
-                    ),
-                )
+        version = news.get("clientSecretVersion")
+        updated = _dump(
+            _call(
+                f"update service token {id_}",
+                lambda: self.api.zero_trust.access.service_tokens.update(
+                    id_,
+                    account_id=news["accountId"],
+                    name=news["name"],
+                    duration=news.get("duration", "8760h"),
+                    client_secret_version=version if version is not None else omit,
+                    previous_client_secret_expires_at=news.get("previousClientSecretExpiresAt") or omit,
+                ),
             )
-            outputs["clientSecret"] = rotated["client_secret"]
-        _call(
-            f"update service token {id_}",
-            lambda: tokens.update(
-                id_, account_id=news["accountId"], name=news["name"], duration=news.get("duration", "8760h")
-            ),
         )
+        outputs = {name: state.get(name, "") for name in self.computed}
+        # The API shows a secret once: in the answer to the update that rotated it.
+        if updated.get("client_secret"):
+            outputs["clientSecret"] = updated["client_secret"]
+        outputs["expiresAt"] = updated.get("expires_at", outputs["expiresAt"])
         return outputs
 
     def delete(self, id_: str, state: dict[str, Any]) -> None:

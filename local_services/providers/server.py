@@ -33,9 +33,13 @@ class Created:
 
 
 class ResourceType(Protocol):
-    replace_on: frozenset[str]
-    computed: tuple[str, ...]
-    """Outputs the API decides: unknown in a preview of a create."""
+    @property
+    def replace_on(self) -> frozenset[str]: ...
+
+    @property
+    def computed(self) -> tuple[str, ...]:
+        """Outputs the API decides: unknown in a preview of a create."""
+        ...
 
     def create(self, inputs: dict[str, Any]) -> Created: ...
 

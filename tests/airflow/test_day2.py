@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.airflow.jobs_plan import INPUTS_ANNOTATION, bootstrap_job_name
+from infra.airflow.jobs_plan import INPUTS_ANNOTATION, MIGRATION_WAIT_SECONDS, bootstrap_job_name
+from infra.airflow.kubernetes_plan import TRIGGER_PASSWORD_ENV
 from infra.airflow.plan import AirflowPlan, plan_airflow
 from infra.airflow.program import deploy_airflow
+from infra.airflow.trigger_account import PROGRAM
 from infra.config.airflow_model import AirflowSettings, RemoteLogs, Resources, TriggererStorage
 from infra.config.loader import LoadedStack, load_stack
 from infra.plan.runner import Recording
@@ -226,9 +228,14 @@ def test_another_trigger_user_changes_the_bootstrap_jobs_spec() -> None:
 def test_the_bootstrap_job_runs_after_migrations_and_reads_only_its_secrets() -> None:
     job = planned(load_stack("prod")).kubernetes.bootstrap_job  # type: ignore[union-attr]
     [container] = job["spec"]["template"]["spec"]["containers"]
-    script = container["args"][2]
-    steps = [line.split()[1:3] for line in script.splitlines() if line.startswith("airflow ")]
-    assert steps == [["db", "check-migrations"], ["users", "create"], ["users", "reset-password"]]
+    # The shared account program (infra/airflow/trigger_account.py), waiting for the migration first;
+    # the password only by the name of the variable that holds it.
+    python, flag, program, *options = container["args"]
+    assert [python, flag, program] == ["python", "-c", PROGRAM.read_text()]
+    assert options == [
+        "--wait-for-migrations", str(MIGRATION_WAIT_SECONDS), "--role", "User",
+        "--password-env", TRIGGER_PASSWORD_ENV, "airgate-trigger",
+    ]  # fmt: skip
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
     assert refs == {"airflow-airgate-metadata-db", "airflow-airgate-trigger-user"}
     kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)

@@ -1,10 +1,11 @@
 """The project as a user's `pulumi` sees it, run by the real CLI and engine on a file backend.
 
 `EngineProject` lays out a copy of the project in a temporary folder (Pulumi.yaml as committed,
-`infra/`, `worker_templates/`, `stacks/`; `.venv` and `node_modules` linked), gives the CLI its
-own PULUMI_HOME with the provider plugins installed, a `file://` backend and a passphrase secrets
-provider, and runs `pulumi` there. Every run's engine events (`--json`) are parsed into `Run`:
-what the engine did to which resource, and its errors, as the engine itself reports them.
+`infra/`, `worker_templates/`, `stacks/`, `policy_pack/`; `.venv` and `node_modules` linked), gives
+the CLI its own PULUMI_HOME with the provider plugins installed, a `file://` backend and a
+passphrase secrets provider, and runs `pulumi` there. Every run's engine events (`--json`) are
+parsed into `Run`: what the engine did to which resource, its errors and the policy packs'
+violations, as the engine itself reports them.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import yaml
 
 from infra.config.loader import PROJECT_ROOT
 
-PASSPHRASE = "airgate-engine-tests"  # noqa: S105 - a test stack's passphrase, not a credential
+PASSPHRASE = "airgate-engine-tests"
 # What a run that needs no input may take at most; a hang is a defect, reported as such.
 RUN_TIMEOUT = 600
 
 Change = tuple[str, str, str]
 """(operation, resource kind, logical name), as the engine reports a step."""
+
+# Set in `EngineProject.extra_env` for previews whose policy events a test reads.
+STREAMING_PREVIEW = {"PULUMI_ENABLE_STREAMING_JSON_PREVIEW": "true"}
 
 # The engine's step operations that change something (`same` and `read` do not).
 CHANGING = {"create", "update", "delete", "replace", "create-replacement", "delete-replaced"}
@@ -35,6 +39,15 @@ CHANGING = {"create", "update", "delete", "replace", "create-replacement", "dele
 
 def kind_of(type_token: str) -> str:
     return type_token.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class PolicyViolation:
+    policy: str
+    level: str
+    """`mandatory` or `advisory`, as the pack declared the policy."""
+    message: str
+    urn: str
 
 
 @dataclass
@@ -51,32 +64,39 @@ class Run:
     @property
     def steps(self) -> list[Change]:
         """Every step the engine finished (up) or planned (preview), in its order."""
-        found: list[Change] = []
+        return [(op, kind_of(type_), name) for op, type_, name in self._steps()]
+
+    def _steps(self) -> list[tuple[str, str, str]]:
+        found: list[tuple[str, str, str]] = []
         for event in self.events:
             meta = (event.get("resOutputsEvent") or {}).get("metadata")
             if meta is None and self.is_preview:
                 meta = (event.get("resourcePreEvent") or {}).get("metadata")
             if meta is not None:
-                urn = meta["urn"]
-                found.append((meta["op"], kind_of(meta["type"]), urn.rsplit("::", 1)[-1]))
+                found.append((meta["op"], meta["type"], meta["urn"].rsplit("::", 1)[-1]))
         return found
 
     @property
     def changes(self) -> set[Change]:
-        """The steps that change something, `replace` standing for the whole create-and-delete."""
+        """The steps that change something in the account or cluster, `replace` standing for the
+        whole create-and-delete. The program's own components (`airgate:*`) own nothing there and
+        are left out: the engine reports them only as their children settle."""
         result: set[Change] = set()
-        for op, kind, name in self.steps:
+        for op, type_, name in self._steps():
             if op in {"create-replacement", "delete-replaced"}:
                 op = "replace"
-            if op in CHANGING and kind != "Stack":
-                result.add((op, kind, name))
+            if op in CHANGING and not type_.startswith(("airgate:", "pulumi:pulumi:Stack")):
+                result.add((op, kind_of(type_), name))
         return result
 
     @property
     def failed(self) -> list[Change]:
         return [
-            (e["resOpFailedEvent"]["metadata"]["op"], kind_of(e["resOpFailedEvent"]["metadata"]["type"]),
-             e["resOpFailedEvent"]["metadata"]["urn"].rsplit("::", 1)[-1])
+            (
+                e["resOpFailedEvent"]["metadata"]["op"],
+                kind_of(e["resOpFailedEvent"]["metadata"]["type"]),
+                e["resOpFailedEvent"]["metadata"]["urn"].rsplit("::", 1)[-1],
+            )
             for e in self.events
             if "resOpFailedEvent" in e
         ]
@@ -89,6 +109,39 @@ class Run:
             if e.get("diagnosticEvent", {}).get("severity") == "error"
         ]
         return "".join(messages) + self.stderr
+
+    @property
+    def policy_violations(self) -> list[PolicyViolation]:
+        """What the policy packs reported, as the engine relays it (`policyEvent`). A preview's
+        `--json` is one document without them; with STREAMING_PREVIEW in `extra_env` it streams
+        the same events as `up --json`, these included."""
+        found = []
+        for event in self.events:
+            violation = event.get("policyEvent")
+            if violation is not None:
+                # The engine prefixes the policy's description to the message, one line each.
+                lines = violation["message"].rstrip("\n").split("\n", 1)
+                found.append(
+                    PolicyViolation(
+                        violation["policyName"],
+                        violation["enforcementLevel"],
+                        lines[-1],
+                        violation.get("resourceUrn", ""),
+                    )
+                )
+        return found
+
+    @property
+    def policies_run(self) -> dict[str, list[str]]:
+        """The stack policies each pack ran, `passed` and `failed` (`policyAnalyzeStackSummaryEvent`)."""
+        for event in self.events:
+            summary = event.get("policyAnalyzeStackSummaryEvent")
+            if summary is not None:
+                return {
+                    "passed": list(summary.get("passed") or []),
+                    "failed": list(summary.get("failed") or []),
+                }
+        return {"passed": [], "failed": []}
 
     @property
     def is_preview(self) -> bool:
@@ -119,7 +172,8 @@ class EngineProject:
         root = base / "project"
         root.mkdir(parents=True)
         shutil.copy2(PROJECT_ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-        for folder in ("infra", "worker_templates", "stacks"):
+        # policy_pack/ is copied, not linked: it finds the rules and the stack files beside itself.
+        for folder in ("infra", "worker_templates", "stacks", "policy_pack"):
             shutil.copytree(
                 PROJECT_ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
@@ -133,6 +187,16 @@ class EngineProject:
             project.pulumi("plugin", "install", "resource", name, version, "--file", str(launcher))
         return project
 
+    def without_controllers(self) -> None:
+        """For a cluster with no nodes: the copy's program imports tests/engine/no_controllers.py
+        first (its one transform), right after the line that makes the project importable."""
+        shutil.copy2(Path(__file__).with_name("no_controllers.py"), self.root / "no_controllers.py")
+        entry = self.root / "infra" / "__main__.py"
+        anchor = "sys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n"
+        text = entry.read_text()
+        assert anchor in text, "infra/__main__.py no longer makes the project importable the known way"
+        entry.write_text(text.replace(anchor, anchor + "import no_controllers  # noqa: E402, F401\n", 1))
+
     @property
     def stacks_dir(self) -> Path:
         return self.root / "stacks"
@@ -142,7 +206,9 @@ class EngineProject:
         return {
             **os.environ,
             # The CLI and language host (./dev setup links them), and uv for Pulumi.yaml's toolchain.
-            "PATH": os.pathsep.join([str(tools / "bin"), str(tools / "bootstrap" / "bin"), os.environ["PATH"]]),
+            "PATH": os.pathsep.join(
+                [str(tools / "bin"), str(tools / "bootstrap" / "bin"), os.environ["PATH"]]
+            ),
             "PULUMI_HOME": str(self.pulumi_home),
             "PULUMI_BACKEND_URL": f"file://{self.backend}",
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
@@ -152,8 +218,10 @@ class EngineProject:
             **self.extra_env,
         }
 
-    def pulumi(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(  # noqa: S603 - the real CLI with our own arguments
+    def pulumi(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
             ["pulumi", "--non-interactive", *args],
             cwd=self.root,
             env=self.env(),
@@ -164,7 +232,9 @@ class EngineProject:
             check=False,
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"`pulumi {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+            raise AssertionError(
+                f"`pulumi {' '.join(args)}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def run(self, *args: str) -> Run:
@@ -178,10 +248,11 @@ class EngineProject:
     def init_stack(self, stack: str, config: Mapping[str, str], secrets: Mapping[str, str]) -> None:
         """`pulumi stack init` plus the config a user sets by hand (`pulumi config set [--secret]`)."""
         self.pulumi("stack", "init", stack)
-        for key, value in config.items():
-            self.pulumi("config", "set", "-s", stack, key, "--", value)
-        for key, value in secrets.items():
-            self.pulumi("config", "set", "-s", stack, "--secret", key, "--", value)
+        # One `config set-all` instead of a `config set` per key: the same file, a second not ten.
+        values = [arg for key, value in config.items() for arg in ("--plaintext", f"{key}={value}")]
+        values += [arg for key, value in secrets.items() for arg in ("--secret", f"{key}={value}")]
+        if values:
+            self.pulumi("config", "set-all", "-s", stack, *values)
 
     def up(self, stack: str, *extra: str) -> Run:
         return self.run("up", "-s", stack, "--yes", "--skip-preview", *extra)
@@ -234,7 +305,9 @@ def _events(stdout: str) -> list[dict[str, Any]]:
         for s in document["steps"]
     ]
     diagnostics = [{"diagnosticEvent": d} for d in document.get("diagnostics") or []]
-    return planned + diagnostics + [{"summaryEvent": {"resourceChanges": document.get("changeSummary") or {}}}]
+    return (
+        planned + diagnostics + [{"summaryEvent": {"resourceChanges": document.get("changeSummary") or {}}}]
+    )
 
 
 def _type_of(urn: str) -> str:

@@ -101,6 +101,22 @@ def test_no_secret_looking_binding_is_plain_text(stack: str) -> None:
                 assert not any(p in text for p in placeholders + secret_values), binding["name"]
 
 
+@pytest.mark.parametrize("stack", ("local", "prod"))
+def test_each_worker_has_its_own_key_set_mac_secret_made_by_the_deploy(stack: str) -> None:
+    recording = recorded(stack)
+    made = {r.name: r for r in recording.of_type("RandomBytes") if r.name.endswith("-jwks-kv-mac-key")}
+    values = set()
+    for script in scripts(recording):
+        raw = script.inputs["bindings"]
+        (binding,) = [b for b in unwrap(raw) if b["name"] == "JWKS_KV_MAC_KEY"]
+        assert binding["type"] == "secret_text"
+        assert is_secret(raw), "the bindings holding the MAC key are a Pulumi secret"
+        values.add(binding["text"])
+    assert len(made) == len(scripts(recording)), "one random secret per Worker"
+    assert all(m.inputs["length"] == 32 for m in made.values())
+    assert all(values), "the secret's value is bound"
+
+
 @pytest.mark.parametrize("stack", ("dev", "prod"))
 def test_service_token_secrets_are_secret_outputs(stack: str) -> None:
     recording = recorded(stack)

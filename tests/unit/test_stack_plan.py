@@ -116,7 +116,7 @@ def test_the_plan_is_a_pure_value() -> None:
     assert "logpushOwnershipChallenge" in plan.secret_keys
     trigger = plan.gateways["trigger"]
     assert trigger.migrations.tags == ("v1",)
-    assert {b.name for b in trigger.bindings if b.fill} == {"IDENTITY", "ACCESS_CLIENTS"}
+    assert {b.name for b in trigger.bindings if b.fill} == {"IDENTITY", "ACCESS_CLIENTS", "JWKS_KV_MAC_KEY"}
 
 
 def test_components_import_no_planner() -> None:

@@ -12,7 +12,7 @@ let issuer, upstream, gateway, artifacts;
 before(async () => {
   artifacts = readArtifacts(buildStack("dev"), "ingest");
   assert.equal(artifacts.wrangler.vars.IDENTITY.mode, "access");
-  issuer = await startIssuer({ jwksPath: "/cdn-cgi/access/certs" });
+  issuer = await startIssuer({ jwksPath: "/cdn-cgi/access/certs", typ: "JWT" });
   upstream = await startUpstream("ingest");
   gateway = await startGateway(artifacts, {
     vars: {

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { createServer } from "node:net";
 import {
   buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, withPolicy, jwksKey,
+  keySetCopy, MAC_KEY,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
@@ -28,7 +29,7 @@ async function gatewayWith(options = {}, target = {}) {
   const gateway = await startGateway(artifacts, {
     ...options,
     vars: { ...pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE, ...target }), ...(options.vars || {}) },
-    secrets: { UPSTREAM_CREDENTIAL: "t" },
+    secrets: { UPSTREAM_CREDENTIAL: "t", JWKS_KV_MAC_KEY: MAC_KEY },
   });
   running.push(gateway);
   return gateway;
@@ -218,7 +219,7 @@ test("after the cooldown an unknown kid refreshes the key set once, however many
 test("the key set is cached in KV: a cold gateway serves without calling the IdP; stale keys stop being trusted", async () => {
   const now = Math.floor(Date.now() / 1000);
   const fresh = await gatewayWith();
-  await fresh.kv.put(jwksKey(issuer.url), JSON.stringify({ fetched_at: now - 60, keys: await issuer.jwks() }));
+  await fresh.kv.put(jwksKey(issuer.url), keySetCopy(issuer.url, await issuer.jwks(), now - 60));
   const fetches = issuer.state.jwksFetches + issuer.state.discoveryFetches;
   issuer.state.down = true;
   try {
@@ -227,7 +228,7 @@ test("the key set is cached in KV: a cold gateway serves without calling the IdP
     assert.equal(issuer.state.jwksFetches + issuer.state.discoveryFetches, fetches, "the IdP was not called");
     // A copy older than the maximum staleness (1 h) is not trusted, and the IdP is down: 503.
     const stale = await gatewayWith();
-    await stale.kv.put(jwksKey(issuer.url), JSON.stringify({ fetched_at: now - 3601, keys: await issuer.jwks() }));
+    await stale.kv.put(jwksKey(issuer.url), keySetCopy(issuer.url, await issuer.jwks(), now - 3601));
     expectProblem(assert, await tables(stale), 503, "keys_unavailable");
   } finally {
     issuer.state.down = false;
@@ -236,8 +237,9 @@ test("the key set is cached in KV: a cold gateway serves without calling the IdP
   const writer = await gatewayWith();
   assert.equal((await tables(writer)).status, 200);
   const stored = await writer.kv.get(jwksKey(issuer.url), "json");
-  assert.deepEqual(stored.keys, await issuer.jwks());
+  assert.deepEqual(JSON.parse(stored.jwks), await issuer.jwks());
   assert.ok(Math.abs(stored.fetched_at - Date.now() / 1000) < 30);
+  assert.equal(JSON.stringify(stored), keySetCopy(issuer.url, stored.jwks, stored.fetched_at), "authenticated under the MAC key");
 });
 
 test("a key set response over 64 KiB is refused (fail closed), not parsed", async () => {

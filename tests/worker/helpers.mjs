@@ -3,7 +3,7 @@
 // (discovery + JWKS, keys made at test time), upstream echo servers and a stand-in Airflow API.
 // Decision lines are read from workerd's stdout and matched to responses by request id.
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest, Agent } from "node:http";
 import { tmpdir } from "node:os";
@@ -66,14 +66,17 @@ async function readAll(req) {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** An issuer on 127.0.0.1 serving discovery and a JWKS; counts key-set fetches; can go down. */
-export async function startIssuer({ jwksPath = "/jwks" } = {}) {
+/**
+ * An issuer on 127.0.0.1 serving discovery and a JWKS; counts key-set fetches; can go down.
+ * `typ`: the header its tokens carry (the local stack accepts RFC 9068 `at+jwt`; Access, `JWT`).
+ */
+export async function startIssuer({ jwksPath = "/jwks", typ = "at+jwt" } = {}) {
   const keys = {};
   for (const [kid, alg] of [["rsa-1", "RS256"], ["ec-1", "ES256"]]) {
     const pair = await generateKeyPair(alg, { extractable: true });
     keys[kid] = { ...pair, alg, kid };
   }
-  const state = { published: ["rsa-1", "ec-1"], jwksFetches: 0, discoveryFetches: 0, down: false };
+  const state = { published: ["rsa-1", "ec-1"], jwksFetches: 0, discoveryFetches: 0, down: false, answers: {} };
   // The key set as the issuer publishes it now.
   async function publish() {
     const published = [];
@@ -85,6 +88,11 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
   const server = createServer(async (req, res) => {
     if (state.down) {
       res.writeHead(503).end();
+      return;
+    }
+    // A test's own answer for a path (a redirect, a bad key set): (req, res) => handled.
+    if (state.answers?.[req.url]) {
+      state.answers[req.url](req, res);
       return;
     }
     if (req.url === "/.well-known/openid-configuration") {
@@ -122,7 +130,7 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
       const payload = { iss: state.issuer, aud: audience, iat: now, exp: now + 300, ...claims };
       for (const name of omit) delete payload[name];
       const signer = keys[kid] || { alg: alg || "RS256" };
-      const jwt = new SignJWT(payload).setProtectedHeader({ alg: alg || signer.alg, kid, typ: "JWT", ...header });
+      const jwt = new SignJWT(payload).setProtectedHeader({ alg: alg || signer.alg, kid, typ, ...header });
       return jwt.sign(key || signer.privateKey);
     },
     close: () => close(server),
@@ -130,8 +138,21 @@ export async function startIssuer({ jwksPath = "/jwks" } = {}) {
   return issuer;
 }
 
-/** The KV key under which the gateway keeps its copy of an issuer's key set (identity.js KeySet). */
+/** The KV key under which the gateway keeps its copy of an issuer's key set (keyset.js KeySet). */
 export const jwksKey = (issuerUrl) => `jwks:${createHash("sha256").update(issuerUrl).digest("hex").slice(0, 16)}`;
+
+/** A test's stand-in for the deploy's key-set MAC secret (the JWKS_KV_MAC_KEY binding). */
+export const MAC_KEY = "test-only-jwks-mac-key-0123456789abcdef";
+
+/**
+ * The KV copy of a key set as keyset.js writes it, authenticated with `macKey` (README: "Key
+ * material"): {v: 2, fetched_at, jwks: text, mac: HMAC-SHA256 over issuer, fetched_at and text}.
+ */
+export function keySetCopy(issuerUrl, jwks, fetchedAt, macKey = MAC_KEY) {
+  const text = typeof jwks === "string" ? jwks : JSON.stringify(jwks);
+  const mac = createHmac("sha256", macKey).update(`airgate-jwks/2\n${issuerUrl}\n${fetchedAt}\n${text}`).digest("base64url");
+  return JSON.stringify({ v: 2, fetched_at: fetchedAt, jwks: text, mac });
+}
 
 /**
  * An upstream on 127.0.0.1 that records every request and answers with what it received.

@@ -11,7 +11,8 @@
 import { GatewayError, problem, sha256hex, readCapped } from "./problem.js";
 import { normalisePath, formatPath, evaluate, params } from "./path.js";
 import { identify } from "./identity.js";
-import { readHeaders, checkQuery } from "./proxy.js";
+import { readHeaders } from "./proxy.js";
+import { refusedParameters, checkRefused, optIns } from "./query.js";
 
 const DEFAULT_CONTROL_TTL_S = 10;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -38,8 +39,9 @@ function configOf(env, verifierFactory) {
   if (!identity?.issuer || !upstream?.url || !env.POLICY_VERSION || !env.POLICY) {
     throw new GatewayError("config_invalid");
   }
-  const key = JSON.stringify(identity);
-  if (!verifiers.has(key)) verifiers.set(key, verifierFactory(identity));
+  // One verifier (and key set) per identity document and KV MAC secret, kept across requests.
+  const key = JSON.stringify(identity) + "\n" + (env.JWKS_KV_MAC_KEY ?? "");
+  if (!verifiers.has(key)) verifiers.set(key, verifierFactory(identity, { JWKS_KV_MAC_KEY: env.JWKS_KV_MAC_KEY }));
   const ttl = Number(env.CONTROL_TTL_SECONDS ?? DEFAULT_CONTROL_TTL_S);
   // `base`: the upstream URL without trailing slashes, to which every upstream path is appended.
   const base = upstream.url.replace(/\/+$/, "");
@@ -247,7 +249,9 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     const url = new URL(request.url);
     const { pathname, search } = url;
     const fields = readHeaders(headers, limits.max_header_bytes);
-    if (search) checkQuery(url.searchParams);
+    // Refused query parameters: answered here unless some route opts one in, then once the route is known.
+    const refused = search ? refusedParameters(url.searchParams) : null;
+    if (refused?.length) checkRefused(refused, optIns(policy));
     // RFC 9112 §6.1: a message with both is a smuggling attempt as often as not; refuse it.
     if (fields.has("transfer-encoding") && fields.has("content-length")) {
       throw new GatewayError("ambiguous_body_length", "Content-Length together with Transfer-Encoding");
@@ -316,6 +320,7 @@ export function createGateway({ build, verifierFactory, upstreamHandler }) {
     try {
       const checking = decide(ctx, method, pathname, upstreamHandler.check);
       if (checking) await checking;
+      if (refused?.length) checkRefused(refused, ctx.route.forward_query);
     } finally {
       if (ctx.route) record.route = ctx.route.name;
     }

@@ -38,13 +38,6 @@ export function readHeaders(headers, maxBytes) {
   return fields;
 }
 
-// No `_method` (a method override, in any case) in the query.
-export function checkQuery(searchParams) {
-  for (const [name] of searchParams) {
-    if (name.toLowerCase() === "_method") throw new GatewayError("override_refused", "_method is not accepted");
-  }
-}
-
 function allowedFor(policy, route) {
   return (route.allow ??= new Set([...DEFAULT_FORWARD, ...policy.headers.forward, ...route.forward_headers]));
 }

@@ -3,9 +3,11 @@
 from local_services.cloudflare_api.resources import (  # noqa: F401
     access,
     directory,
+    dns,
     hostnames,
     kv,
     logpush,
     scripts,
+    service_tokens,
     tunnels,
 )

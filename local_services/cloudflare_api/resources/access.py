@@ -1,144 +1,30 @@
-"""Zero Trust Access at account level: identity providers, reusable policies, groups, applications
-and service tokens. Applications own their domain and name policies that must exist; a policy in use
-cannot be deleted; service tokens issue their secret once and rotate it by version."""
+"""Zero Trust Access at account level: identity providers, reusable policies, groups and
+applications. Applications own their domain and name policies that must exist; a policy or group in
+use cannot be deleted. Service tokens are in service_tokens.py."""
 
 from __future__ import annotations
 
 import secrets
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local_services.cloudflare_api.errors import ApiError
 from local_services.cloudflare_api.fields import Fields
-from local_services.cloudflare_api.request import Answer, Request, paged
-from local_services.cloudflare_api.router import account, route
-from local_services.cloudflare_api.store import State, Store, now
+from local_services.cloudflare_api.request import Request
+from local_services.cloudflare_api.resources.access_common import (
+    CONFLICT,
+    IN_USE,
+    INVALID,
+    NOT_FOUND,
+    collection,
+    crud,
+    no_check,
+    plain,
+    rules,
+    tokens_named,
+)
+from local_services.cloudflare_api.store import State
 
-# Access answers `access.api.error.*` messages; 12130 is what the lifecycle stand-in used for a domain
-# another application holds, 12005 for a policy or token that does not exist, 12009 for deleting a
-# policy in use. No public source names the code for a malformed Access body; 12130 stands in.
-INVALID = 12130
-CONFLICT = 12130
-NOT_FOUND = 12005
-IN_USE = 12009
 DECISIONS = {"allow", "deny", "non_identity", "bypass"}
-BASE = "/accounts/{account_id}/access/"
-
-
-def _access(state: State, request: Request, kind: str) -> dict[str, Any]:
-    collection = account(state, request)["access"][kind]
-    assert isinstance(collection, dict)
-    return collection
-
-
-def _find(state: State, request: Request, kind: str, key: str) -> dict[str, Any]:
-    found = _access(state, request, kind).get(request.params[key])
-    if found is None:
-        raise ApiError(
-            404,
-            NOT_FOUND,
-            f"access.api.error.not_found: no {kind[:-1].replace('_', ' ')} {request.params[key]}",
-        )
-    assert isinstance(found, dict)
-    return found
-
-
-def _crud(
-    kind: str,
-    key: str,
-    validate: Callable[[dict[str, Any]], dict[str, Any]],
-    check: Callable[[State, Request, str, dict[str, Any]], None],
-    answer: Callable[[State, Request, str, dict[str, Any]], dict[str, Any]],
-    on_delete: Callable[[State, Request, str], None] = lambda state, request, object_id: None,
-) -> None:
-    """Create, replace, list, read and delete for one Access collection: `validate` reads the body
-    (before any change), `check` applies the rules against the rest of the account."""
-    path = BASE + kind.replace("applications", "apps")
-
-    def create(request: Request, store: Store) -> Answer:
-        fields = validate(request.json_object(INVALID))
-
-        def apply(state: State) -> Answer:
-            object_id = str(uuid.uuid4())
-            check(state, request, object_id, fields)
-            stamp = now()
-            stored = {**fields, "created_at": stamp, "updated_at": stamp}
-            _access(state, request, kind)[object_id] = stored
-            return Answer(
-                answer(state, request, object_id, stored), status=201 if kind == "service_tokens" else 200
-            )
-
-        return store.change(apply)
-
-    def replace(request: Request, store: Store) -> Answer:
-        fields = validate(request.json_object(INVALID))
-
-        def apply(state: State) -> Answer:
-            current = _find(state, request, kind, key)
-            object_id = request.params[key]
-            check(state, request, object_id, fields)
-            stored = {**current, **fields, "updated_at": now()}
-            _access(state, request, kind)[object_id] = stored
-            return Answer(answer(state, request, object_id, stored))
-
-        return store.change(apply)
-
-    def listing(request: Request, store: Store) -> Answer:
-        def look(state: State) -> list[dict[str, Any]]:
-            items = sorted(
-                _access(state, request, kind).items(), key=lambda pair: (pair[1]["created_at"], pair[0])
-            )
-            return [answer(state, request, object_id, stored) for object_id, stored in items]
-
-        return paged(store.read(look), request, INVALID, per_page_default=25, high=1000)
-
-    def read(request: Request, store: Store) -> Answer:
-        return store.read(
-            lambda state: Answer(
-                answer(state, request, request.params[key], _find(state, request, kind, key))
-            )
-        )
-
-    def delete(request: Request, store: Store) -> Answer:
-        def apply(state: State) -> Answer:
-            _find(state, request, kind, key)
-            on_delete(state, request, request.params[key])
-            del _access(state, request, kind)[request.params[key]]
-            return Answer({"id": request.params[key]})
-
-        return store.change(apply)
-
-    route("POST", path)(create)
-    route("GET", path)(listing)
-    route("PUT", f"{path}/{{{key}}}")(replace)
-    route("GET", f"{path}/{{{key}}}")(read)
-    route("DELETE", f"{path}/{{{key}}}")(delete)
-
-
-def _plain(state: State, request: Request, object_id: str, stored: dict[str, Any]) -> dict[str, Any]:
-    return {"id": object_id, **{k: v for k, v in stored.items() if not k.startswith("_")}}
-
-
-def _no_check(state: State, request: Request, object_id: str, fields: dict[str, Any]) -> None:
-    pass
-
-
-def _rules(fields: Fields, key: str, required: bool) -> list[dict[str, Any]]:
-    rules = fields.objects(key, required=required) or []
-    if required and not rules:
-        raise fields.refuse(f"{key} needs at least one rule")
-    return rules
-
-
-def _tokens_named(rules: list[dict[str, Any]]) -> list[str]:
-    named = []
-    for rule in rules:
-        token = rule.get("service_token")
-        if isinstance(token, dict) and isinstance(token.get("token_id"), str):
-            named.append(token["token_id"])
-    return named
 
 
 # --- identity providers ----------------------------------------------------------------------------
@@ -154,7 +40,7 @@ def _idp(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_crud("identity_providers", "identity_provider_id", _idp, _no_check, _plain)
+crud("identity_providers", "identity_provider_id", _idp, no_check, plain)
 
 
 # --- reusable policies -------------------------------------------------------------------------------
@@ -168,9 +54,9 @@ def _policy(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": fields.need_text("name"),
         "decision": decision,
-        "include": _rules(fields, "include", required=True),
-        "exclude": _rules(fields, "exclude", required=False),
-        "require": _rules(fields, "require", required=False),
+        "include": rules(fields, "include", required=True),
+        "exclude": rules(fields, "exclude", required=False),
+        "require": rules(fields, "require", required=False),
         "session_duration": fields.text("session_duration") or "24h",
         "approval_required": bool(fields.flag("approval_required")),
         "isolation_required": bool(fields.flag("isolation_required")),
@@ -179,10 +65,10 @@ def _policy(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _policy_check(state: State, request: Request, object_id: str, fields: dict[str, Any]) -> None:
-    tokens = _access(state, request, "service_tokens")
-    groups = _access(state, request, "groups")
+    tokens = collection(state, request, "service_tokens")
+    groups = collection(state, request, "groups")
     for rule in fields["include"] + fields["exclude"] + fields["require"]:
-        for token_id in _tokens_named([rule]):
+        for token_id in tokens_named([rule]):
             if token_id not in tokens:
                 raise ApiError(400, NOT_FOUND, f"access.api.error.not_found: service token {token_id!r}")
         group = rule.get("group")
@@ -193,14 +79,14 @@ def _policy_check(state: State, request: Request, object_id: str, fields: dict[s
 def _users_of_policy(state: State, request: Request, policy_id: str) -> list[str]:
     return sorted(
         app.get("domain") or app["name"]
-        for app in _access(state, request, "applications").values()
+        for app in collection(state, request, "applications").values()
         if policy_id in [p["id"] for p in app["policies"]]
     )
 
 
 def _policy_answer(state: State, request: Request, object_id: str, stored: dict[str, Any]) -> dict[str, Any]:
     return {
-        **_plain(state, request, object_id, stored),
+        **plain(state, request, object_id, stored),
         "reusable": True,
         "app_count": len(_users_of_policy(state, request, object_id)),
     }
@@ -213,7 +99,7 @@ def _policy_delete(state: State, request: Request, policy_id: str) -> None:
         raise ApiError(400, IN_USE, f"access.api.error.policy_in_use: used by {', '.join(users)}")
 
 
-_crud("policies", "policy_id", _policy, _policy_check, _policy_answer, _policy_delete)
+crud("policies", "policy_id", _policy, _policy_check, _policy_answer, _policy_delete)
 
 
 # --- groups ----------------------------------------------------------------------------------------
@@ -223,20 +109,20 @@ def _group(body: dict[str, Any]) -> dict[str, Any]:
     fields = Fields(body, INVALID, "access.api.error.invalid_request: group")
     return {
         "name": fields.need_text("name"),
-        "include": _rules(fields, "include", required=True),
-        "exclude": _rules(fields, "exclude", required=False),
-        "require": _rules(fields, "require", required=False),
+        "include": rules(fields, "include", required=True),
+        "exclude": rules(fields, "exclude", required=False),
+        "require": rules(fields, "require", required=False),
     }
 
 
 def _group_delete(state: State, request: Request, group_id: str) -> None:
-    for policy in _access(state, request, "policies").values():
+    for policy in collection(state, request, "policies").values():
         for rule in policy["include"] + policy["exclude"] + policy["require"]:
             if isinstance(rule.get("group"), dict) and rule["group"].get("id") == group_id:
                 raise ApiError(400, IN_USE, f"access.api.error.group_in_use: used by policy {policy['name']}")
 
 
-_crud("groups", "group_id", _group, _no_check, _plain, _group_delete)
+crud("groups", "group_id", _group, no_check, plain, _group_delete)
 
 
 # --- applications ------------------------------------------------------------------------------------
@@ -272,7 +158,7 @@ def _application(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _application_check(state: State, request: Request, object_id: str, fields: dict[str, Any]) -> None:
-    for other_id, other in _access(state, request, "applications").items():
+    for other_id, other in collection(state, request, "applications").items():
         # One self-hosted application per domain in an account.
         if other_id != object_id and fields["domain"] and other.get("domain") == fields["domain"]:
             raise ApiError(
@@ -282,13 +168,13 @@ def _application_check(state: State, request: Request, object_id: str, fields: d
             )
         if other_id == object_id:
             fields["_aud"] = other["_aud"]  # the audience tag stays with the application
-    policies = _access(state, request, "policies")
+    policies = collection(state, request, "policies")
     for policy in fields["policies"]:
         # A reusable policy an application names must exist
         # (https://developers.cloudflare.com/cloudflare-one/policies/access/#reusable-policies).
         if policy["id"] not in policies:
             raise ApiError(400, NOT_FOUND, f"access.api.error.policy_not_found: {policy['id']}")
-    idps = _access(state, request, "identity_providers")
+    idps = collection(state, request, "identity_providers")
     for idp in fields["allowed_idps"]:
         if idp not in idps:
             raise ApiError(400, NOT_FOUND, f"access.api.error.not_found: identity provider {idp}")
@@ -297,121 +183,13 @@ def _application_check(state: State, request: Request, object_id: str, fields: d
 def _application_answer(
     state: State, request: Request, object_id: str, stored: dict[str, Any]
 ) -> dict[str, Any]:
-    policies = _access(state, request, "policies")
+    policies = collection(state, request, "policies")
     expanded = [
         {**_policy_answer(state, request, p["id"], policies[p["id"]]), "precedence": p["precedence"]}
         for p in stored["policies"]
         if p["id"] in policies
     ]
-    return {**_plain(state, request, object_id, stored), "aud": stored["_aud"], "policies": expanded}
+    return {**plain(state, request, object_id, stored), "aud": stored["_aud"], "policies": expanded}
 
 
-_crud("applications", "app_id", _application, _application_check, _application_answer)
-
-
-# --- service tokens ----------------------------------------------------------------------------------
-
-
-def _duration(text: str) -> timedelta:
-    """Durations as the API writes them: hours (`8760h`), or `forever`."""
-    if text == "forever":
-        return timedelta(days=365 * 100)
-    if not text.endswith("h") or not text[:-1].isdigit() or int(text[:-1]) < 1:
-        raise ApiError(
-            400, INVALID, f"access.api.error.invalid_request: duration {text!r} (write hours, e.g. 8760h)"
-        )
-    return timedelta(hours=int(text[:-1]))
-
-
-def _token(body: dict[str, Any]) -> dict[str, Any]:
-    fields = Fields(body, INVALID, "access.api.error.invalid_request: service token")
-    duration = fields.text("duration") or "8760h"
-    _duration(duration)
-    version = fields.number("client_secret_version")
-    expires = fields.text("previous_client_secret_expires_at")
-    # Incrementing client_secret_version rotates the secret; the previous one stays valid until
-    # previous_client_secret_expires_at, so the two come together (the provider's schema: AlsoRequires).
-    if (expires is not None and version is None) or (version is not None and version > 1 and expires is None):
-        raise fields.refuse("client_secret_version and previous_client_secret_expires_at go together")
-    return {
-        "name": fields.need_text("name"),
-        "duration": duration,
-        "client_secret_version": version or 1,
-        "previous_client_secret_expires_at": expires,
-    }
-
-
-def _token_check(state: State, request: Request, object_id: str, fields: dict[str, Any]) -> None:
-    current = _access(state, request, "service_tokens").get(object_id)
-    wanted = fields["client_secret_version"]
-    if current is None:
-        fields["client_id"] = f"{secrets.token_hex(16)}.access"
-        fields["secrets"] = {str(wanted): secrets.token_hex(32)}
-    else:
-        if wanted < current["client_secret_version"]:
-            raise ApiError(
-                400, INVALID, "access.api.error.invalid_request: client_secret_version can only increase"
-            )
-        if wanted > current["client_secret_version"]:
-            fields["secrets"] = {**current["secrets"], str(wanted): secrets.token_hex(32)}
-    expires = datetime.now(UTC) + _duration(fields["duration"])
-    fields["expires_at"] = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _token_answer(state: State, request: Request, object_id: str, stored: dict[str, Any]) -> dict[str, Any]:
-    public = {
-        k: stored[k] for k in ("name", "client_id", "duration", "expires_at", "created_at", "updated_at")
-    }
-    return {"id": object_id, **public, "client_secret_version": stored["client_secret_version"]}
-
-
-def _created_token_answer(
-    state: State, request: Request, object_id: str, stored: dict[str, Any]
-) -> dict[str, Any]:
-    answer = _token_answer(state, request, object_id, stored)
-    if request.method == "POST" or str(stored["client_secret_version"]) not in stored.get("_shown", []):
-        # The secret is shown when it is issued (create, or an update that rotates it), never again.
-        answer["client_secret"] = stored["secrets"][str(stored["client_secret_version"])]
-        stored.setdefault("_shown", []).append(str(stored["client_secret_version"]))
-    return answer
-
-
-def _token_delete(state: State, request: Request, token_id: str) -> None:
-    for policy in _access(state, request, "policies").values():
-        if token_id in _tokens_named(policy["include"] + policy["exclude"] + policy["require"]):
-            raise ApiError(
-                400, IN_USE, f"access.api.error.service_token_in_use: used by policy {policy['name']}"
-            )
-
-
-_crud("service_tokens", "service_token_id", _token, _token_check, _created_token_answer, _token_delete)
-
-
-@route("POST", BASE + "service_tokens/{service_token_id}/rotate")
-def rotate(request: Request, store: Store) -> Answer:
-    """A new secret at once; the old one stops working (unlike a version increment)."""
-
-    def apply(state: State) -> Answer:
-        token = _find(state, request, "service_tokens", "service_token_id")
-        version = str(token["client_secret_version"])
-        token["secrets"] = {**token["secrets"], version: secrets.token_hex(32)}
-        token["updated_at"] = now()
-        answer = _token_answer(state, request, request.params["service_token_id"], token)
-        return Answer({**answer, "client_secret": token["secrets"][version]})
-
-    return store.change(apply)
-
-
-@route("POST", BASE + "service_tokens/{service_token_id}/refresh")
-def refresh(request: Request, store: Store) -> Answer:
-    """Extends the token's life by its duration from now."""
-
-    def apply(state: State) -> Answer:
-        token = _find(state, request, "service_tokens", "service_token_id")
-        token["expires_at"] = (datetime.now(UTC) + _duration(token["duration"])).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
-        token["updated_at"] = now()
-        return Answer(_token_answer(state, request, request.params["service_token_id"], token))
-
-    return store.change(apply)
+crud("applications", "app_id", _application, _application_check, _application_answer)

@@ -1,5 +1,5 @@
-"""How a hostname reaches a Worker: custom domains (account level, one Worker per hostname), zone
-routes (one script per pattern), and the zone's DNS records (the tunnel's CNAMEs)."""
+"""How a hostname reaches a Worker: custom domains (account level, one Worker per hostname) and zone
+routes (one script per pattern). DNS records are in dns.py."""
 
 from __future__ import annotations
 
@@ -8,29 +8,20 @@ from typing import Any
 
 from local_services.cloudflare_api.errors import ApiError
 from local_services.cloudflare_api.fields import Fields
-from local_services.cloudflare_api.request import Answer, Request, paged, whole
-from local_services.cloudflare_api.router import account, item, route, zone
+from local_services.cloudflare_api.request import Answer, Request, whole
+from local_services.cloudflare_api.router import account, in_zone, item, route, zone
 from local_services.cloudflare_api.store import State, Store, now
 
 # No public source names the Workers API's code for a malformed custom domain or route; 10021 (the
 # Workers validation code, scripts.py) stands in. Attaching a hostname another Worker holds is 100117, as
 # the lifecycle stand-in has it (https://developers.cloudflare.com/workers/configuration/routing/custom-domains/:
-# one hostname serves one Worker); a route pattern that exists is 10020.
+# one hostname serves one Worker); a route pattern that exists is 10020. No source gives the HTTP status
+# of these two conflicts: 409 stands in, as for every name conflict here.
 INVALID = 10021
 HOSTNAME_TAKEN = 100117
 DOMAIN_NOT_FOUND = 100114
 ROUTE_TAKEN = 10020
 ROUTE_NOT_FOUND = 10005
-# DNS: 81053 "An A, AAAA, or CNAME record with that host already exists.", 81044 "Record does not
-# exist.", 9000-range validation as 9005 "Content for CNAME record is invalid."-style errors; 1004 "DNS
-# Validation Error" wraps them (https://developers.cloudflare.com/dns/manage-dns-records/troubleshooting/).
-DNS_INVALID = 1004
-DNS_TAKEN = 81053
-DNS_NOT_FOUND = 81044
-
-
-def _in_zone(hostname: str, zone_name: str) -> bool:
-    return hostname == zone_name or hostname.endswith("." + zone_name)
 
 
 # --- custom domains ------------------------------------------------------------------------------------
@@ -61,7 +52,7 @@ def attach_domain(request: Request, store: Store) -> Answer:
             for zid, z in state["zones"].items()
             if z["account_id"] == request.params["account_id"]
             and (zid == zone_id or z["name"] == zone_name or (zone_id is None and zone_name is None))
-            and _in_zone(hostname, z["name"])
+            and in_zone(hostname, z["name"])
         ]
         if not zones:
             raise ApiError(400, INVALID, f"{hostname} is not in a zone of this account")
@@ -140,12 +131,14 @@ def detach_domain(request: Request, store: Store) -> Answer:
 
 def _route_fields(request: Request) -> tuple[str, str | None]:
     fields = Fields(request.json_object(INVALID), INVALID, "route")
-    return fields.need_text("pattern"), fields.text("script")
+    # A route without a script (absent, null or "") turns Workers off for the pattern
+    # (https://developers.cloudflare.com/workers/configuration/routing/routes/).
+    return fields.need_text("pattern"), fields.text("script", empty=True) or None
 
 
 def _put_route(state: State, request: Request, route_id: str, pattern: str, script: str | None) -> Answer:
     home = zone(state, request)
-    if not _in_zone(pattern.split("/")[0].lstrip("*.").lower(), home["name"]):
+    if not in_zone(pattern.split("/")[0].lstrip("*.").lower(), home["name"]):
         raise ApiError(400, INVALID, f"route pattern {pattern} is not in zone {home['name']}")
     for other_id, other in home["worker_routes"].items():
         if other_id != route_id and other["pattern"] == pattern:
@@ -201,158 +194,5 @@ def delete_route(request: Request, store: Store) -> Answer:
         _route(state, request)
         del zone(state, request)["worker_routes"][request.params["route_id"]]
         return Answer({"id": request.params["route_id"]})
-
-    return store.change(apply)
-
-
-# --- DNS records ---------------------------------------------------------------------------------------
-
-RECORD_FIELDS = ("type", "name", "content", "proxied", "ttl", "comment", "tags")
-
-
-def _record_body(request: Request, zone_name: str, partial: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = {**(partial or {}), **request.json_object(DNS_INVALID)}
-    fields = Fields(body, DNS_INVALID, "DNS record")
-    kind, name, content = (
-        fields.need_text("type").upper(),
-        fields.need_text("name").lower(),
-        fields.need_text("content"),
-    )
-    if kind not in {"A", "AAAA", "CNAME", "TXT", "MX", "NS", "CAA", "SRV"}:
-        raise ApiError(400, DNS_INVALID, f"DNS Validation Error: unsupported record type {kind}")
-    if name == "@":
-        name = zone_name
-    if not _in_zone(name, zone_name):
-        name = f"{name}.{zone_name}"
-    ttl = fields.number("ttl") or 1
-    # TTL 1 means automatic; otherwise 30 to 86400 seconds (https://developers.cloudflare.com/dns/manage-dns-records/reference/ttl/).
-    if ttl != 1 and not 30 <= ttl <= 86400:
-        raise ApiError(400, DNS_INVALID, "DNS Validation Error: ttl must be 1 (automatic) or 30 to 86400")
-    proxied = bool(fields.flag("proxied"))
-    return {
-        "type": kind,
-        "name": name,
-        "content": content,
-        "proxied": proxied,
-        "ttl": ttl,
-        "comment": fields.text("comment", empty=True),
-        "tags": fields.texts("tags") or [],
-    }
-
-
-def _record_answer(record_id: str, record: dict[str, Any], zone_id: str, zone_name: str) -> dict[str, Any]:
-    return {
-        "id": record_id,
-        **{key: record[key] for key in RECORD_FIELDS},
-        "proxiable": True,
-        "settings": {},
-        "meta": {},
-        "created_on": record["created_on"],
-        "modified_on": record["modified_on"],
-        "zone_id": zone_id,
-        "zone_name": zone_name,
-    }
-
-
-def _store_record(state: State, request: Request, record_id: str, body: dict[str, Any]) -> Answer:
-    home = zone(state, request)
-    for other_id, other in home["dns_records"].items():
-        # A CNAME cannot share its name with an A, AAAA or CNAME record (code 81053).
-        if (
-            other_id != record_id
-            and other["name"] == body["name"]
-            and "CNAME" in {other["type"], body["type"]}
-            and {
-                other["type"],
-                body["type"],
-            }
-            <= {"A", "AAAA", "CNAME"}
-        ):
-            raise ApiError(400, DNS_TAKEN, "An A, AAAA, or CNAME record with that host already exists.")
-    existing = home["dns_records"].get(record_id)
-    stamp = now()
-    record = {**body, "created_on": existing["created_on"] if existing else stamp, "modified_on": stamp}
-    home["dns_records"][record_id] = record
-    return Answer(_record_answer(record_id, record, request.params["zone_id"], home["name"]))
-
-
-def _zone_name(store: Store, request: Request) -> str:
-    return store.read(lambda state: str(zone(state, request)["name"]))
-
-
-@route("POST", "/zones/{zone_id}/dns_records")
-def create_record(request: Request, store: Store) -> Answer:
-    body = _record_body(request, _zone_name(store, request))
-    return store.change(lambda state: _store_record(state, request, uuid.uuid4().hex, body))
-
-
-def _record(state: State, request: Request) -> dict[str, Any]:
-    return item(
-        zone(state, request)["dns_records"],
-        request.params["record_id"],
-        404,
-        DNS_NOT_FOUND,
-        "Record does not exist.",
-    )
-
-
-@route("PUT", "/zones/{zone_id}/dns_records/{record_id}")
-def replace_record(request: Request, store: Store) -> Answer:
-    body = _record_body(request, _zone_name(store, request))
-
-    def apply(state: State) -> Answer:
-        _record(state, request)
-        return _store_record(state, request, request.params["record_id"], body)
-
-    return store.change(apply)
-
-
-@route("PATCH", "/zones/{zone_id}/dns_records/{record_id}")
-def edit_record(request: Request, store: Store) -> Answer:
-    current = store.read(lambda state: {k: _record(state, request)[k] for k in RECORD_FIELDS})
-    body = _record_body(request, _zone_name(store, request), current)
-
-    def apply(state: State) -> Answer:
-        _record(state, request)
-        return _store_record(state, request, request.params["record_id"], body)
-
-    return store.change(apply)
-
-
-@route("GET", "/zones/{zone_id}/dns_records")
-def list_records(request: Request, store: Store) -> Answer:
-    name, kind = request.query_value("name"), request.query_value("type")
-
-    def look(state: State) -> list[dict[str, Any]]:
-        home = zone(state, request)
-        return [
-            _record_answer(i, r, request.params["zone_id"], home["name"])
-            for i, r in sorted(home["dns_records"].items(), key=lambda pair: (pair[1]["name"], pair[0]))
-            if (name is None or r["name"] == name.lower()) and (kind is None or r["type"] == kind.upper())
-        ]
-
-    return paged(store.read(look), request, DNS_INVALID, per_page_default=100, high=5_000_000)
-
-
-@route("GET", "/zones/{zone_id}/dns_records/{record_id}")
-def get_record(request: Request, store: Store) -> Answer:
-    return store.read(
-        lambda state: Answer(
-            _record_answer(
-                request.params["record_id"],
-                _record(state, request),
-                request.params["zone_id"],
-                zone(state, request)["name"],
-            )
-        )
-    )
-
-
-@route("DELETE", "/zones/{zone_id}/dns_records/{record_id}")
-def delete_record(request: Request, store: Store) -> Answer:
-    def apply(state: State) -> Answer:
-        _record(state, request)
-        del zone(state, request)["dns_records"][request.params["record_id"]]
-        return Answer({"id": request.params["record_id"]})
 
     return store.change(apply)

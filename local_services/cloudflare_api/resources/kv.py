@@ -23,7 +23,7 @@ KV_VALUE_LIMIT = 25 * 1024 * 1024
 KV_METADATA_LIMIT = 1024
 BULK_LIMIT = 10_000
 TOO_LARGE = 10033
-# "a namespace with this account ID and title already exists" (code 10014).
+# "a namespace with this account ID and title already exists [code: 10014]" (cloudflare/workers-sdk#13242).
 DUPLICATE_TITLE = 10014
 # Namespace not found (code 10013) and "get: 'key not found'" (code 10009), as the API answers them
 # (tests/unit/standins.py and tests/lifecycle/cloudflare_api.py had them before this emulator).
@@ -305,11 +305,15 @@ def bulk_read(request: Request, store: Store) -> Answer:
                         value = json.loads(value)
                     except ValueError:
                         raise ApiError(400, INVALID, f"the value of {key!r} is not JSON") from None
+            # The published schema (the client's WorkersKVBulkGetResult) has no null value: a key that
+            # is not there is left out, and is null only in the with-metadata form.
             if with_metadata:
                 metadata = entry["metadata"] if entry else None
                 expiration = entry["expiration"] if entry else None
-                values[key] = {"value": value, "metadata": metadata, "expiration": expiration}
-            else:
+                values[key] = (
+                    {"value": value, "metadata": metadata, "expiration": expiration} if entry else None
+                )
+            elif entry is not None:
                 values[key] = value
         return Answer({"values": values})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import UTC, date, datetime
 from typing import Any
 
 from local_services.cloudflare_api.errors import ApiError
@@ -20,10 +21,11 @@ from local_services.cloudflare_api.store import State, Store, now
 # after compression on the paid plan; the emulator applies it to the uncompressed upload (code 10027,
 # "script exceeds the size limit", as tests/lifecycle/cloudflare_api.py has it).
 SCRIPT_SIZE_LIMIT = 10 * 1024 * 1024
-# The code the Workers API gives an upload it cannot make sense of ("No such module ... [code: 10021]",
-# cloudflare/workers-sdk issues); the emulator uses it for every malformed upload or setting.
+# The code the Workers API gives an upload it cannot use: 400 with 10021, e.g. "Uncaught TypeError: Main
+# module name is not present in bundle." (cloudflare/wrangler-legacy#1952) or "Uncaught Error: No such
+# module" (Harry-zklcdc/go-proxy-bingai#254); the emulator uses it for every malformed upload or setting.
 INVALID = 10021
-# "This Worker does not exist on your account. [code: 10007]" (cloudflare/workers-sdk issues).
+# "This Worker does not exist on your account. (10007)" (crowdsecurity/cs-cloudflare-worker-bouncer#44).
 NOT_FOUND = 10007
 SECRET_TYPES = {"secret_text", "secret_key"}
 
@@ -62,8 +64,17 @@ def _metadata(parts: list[Part]) -> dict[str, Any]:
     return metadata
 
 
-def _bindings(metadata: Fields, namespaces: dict[str, Any]) -> list[dict[str, Any]]:
-    bindings = metadata.objects("bindings") or []
+def _bindings(
+    metadata: Fields, namespaces: dict[str, Any], existing: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    bindings = list(metadata.objects("bindings") or [])
+    # `keep_bindings`: "List of binding types to keep from previous_upload" (the metadata's schema); a
+    # binding of such a type that the upload does not name again stays (how secrets survive a deploy).
+    kept_types = set(metadata.texts("keep_bindings") or [])
+    named = {binding.get("name") for binding in bindings}
+    for previous in (existing or {}).get("bindings", []):
+        if previous["type"] in kept_types and previous["name"] not in named:
+            bindings.append(previous)
     names: set[str] = set()
     for binding in bindings:
         fields = Fields(binding, INVALID, "binding")
@@ -121,6 +132,22 @@ def _migrate(
     return (new_tag or tag), sorted(classes)
 
 
+def _compatibility_date(text: str | None) -> str | None:
+    """A date the runtime already has: "Can't set compatibility date in the future: 2024-03-31
+    [code: 10021]" (cloudflare/workers-sdk#5453; the API's clock is UTC)."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, INVALID, f"compatibility_date {text!r} is not a date (YYYY-MM-DD)") from None
+    if len(text) != 10:
+        raise ApiError(400, INVALID, f"compatibility_date {text!r} is not a date (YYYY-MM-DD)")
+    if day > datetime.now(UTC).date():
+        raise ApiError(400, INVALID, f"Can't set compatibility date in the future: {text}")
+    return text
+
+
 def summary(name: str, script: dict[str, Any]) -> dict[str, Any]:
     """A script as the list and the upload answer describe it (secrets never leave the API)."""
     return {
@@ -161,10 +188,10 @@ def upload(request: Request, store: Store) -> Answer:
     if entry is None:
         raise ApiError(400, INVALID, "metadata names neither main_module nor body_part")
     if entry not in modules:
-        raise ApiError(400, INVALID, f"No such module {entry!r}: the upload has no part with that name")
+        raise ApiError(400, INVALID, "Uncaught TypeError: Main module name is not present in bundle.")
     if sum(len(part.data) for part in modules.values()) > SCRIPT_SIZE_LIMIT:
         raise ApiError(400, 10027, f"script {request.params['script_name']} exceeds the size limit")
-    compatibility_date = metadata.text("compatibility_date")
+    compatibility_date = _compatibility_date(metadata.text("compatibility_date"))
     flags = metadata.texts("compatibility_flags") or []
     migrations = metadata.mapping("migrations")
     tags = metadata.texts("tags")
@@ -174,10 +201,10 @@ def upload(request: Request, store: Store) -> Answer:
     def apply(state: State) -> Answer:
         home = account(state, request)
         name = request.params["script_name"]
-        bindings = _bindings(metadata, home["kv_namespaces"])
         # PUT creates or replaces by name: a script left behind (retained) is taken over, migration tag
         # and Durable Objects included.
         existing = home["scripts"].get(name)
+        bindings = _bindings(metadata, home["kv_namespaces"], existing)
         tag, classes = _migrate(existing, migrations)
         for binding in bindings:
             # A Durable Object binding of this script needs its class created by a migration first (the
@@ -301,6 +328,8 @@ def _edit_settings(request: Request, store: Store, changes: dict[str, Any]) -> d
         value = reader(key)
         if value is not None:
             edits[key] = value
+    if "compatibility_date" in edits:
+        _compatibility_date(edits["compatibility_date"])
     if "bindings" in changes:
         # Bindings change with a new upload, where the rules above apply; a settings edit that
         # names them is refused rather than half-applied.

@@ -152,10 +152,17 @@ def _ingress(config: dict[str, Any]) -> None:
     for rule in rules:
         if not isinstance(rule.get("service"), str) or not rule["service"]:
             raise ApiError(400, INVALID, "every ingress rule needs a service")
-    # cloudflared's own rule (https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/
-    # configure-tunnels/local-management/configuration-file/): the last rule matches everything.
+    # The last rule matches everything: the API refuses "Bad Configuration: Validation failed: The last
+    # ingress rule must match all URLs (i.e. it should not have a hostname or path filter)"
+    # (cloudflare/terraform-provider-cloudflare#2327), and answers that rule without a hostname
+    # (STRRL/cloudflare-tunnel-ingress-controller#77 shows the configuration cloudflared receives).
     if rules and (rules[-1].get("hostname") or rules[-1].get("path")):
-        raise ApiError(400, INVALID, "The last ingress rule must match all URLs (no hostname or path)")
+        raise ApiError(
+            400,
+            INVALID,
+            "Validation failed: The last ingress rule must match all URLs "
+            "(i.e. it should not have a hostname or path filter)",
+        )
 
 
 def _configuration(tunnel_id: str, tunnel: dict[str, Any], account_id: str) -> dict[str, Any]:
