@@ -8,6 +8,8 @@ package main
 
 import (
 	_ "embed"
+	"fmt"
+	"os"
 
 	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/provider"
 	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version"
@@ -20,5 +22,11 @@ var schema []byte
 var terraformMapping []byte
 
 func main() {
+	// `-version` prints the version the plugin reports to the engine, for whoever installs it
+	// (`pulumi plugin install resource kubernetes VERSION --file ...`) or finds it on PATH.
+	if len(os.Args) == 2 && (os.Args[1] == "-version" || os.Args[1] == "--version") {
+		fmt.Println(version.Version)
+		return
+	}
 	provider.Serve("kubernetes", version.Version, schema, terraformMapping)
 }
