@@ -35,6 +35,11 @@ from infra.components.options import options
 from infra.components.service_token import service_token
 from infra.stack_plan import UNPROTECTED, Protection
 
+KUBERNETES_PLUGIN_VERSION = "4.25.0"
+"""The pulumi-kubernetes provider plugin the program asks the engine for, on its explicit provider
+and on the chart: the release toolchain/pulumi-kubernetes builds and the chart tier deploys with (the
+one the Go module proxy serves). The Python SDK (4.34.2) would otherwise ask for its own version."""
+
 
 def _fernet(b64: str) -> str:
     """A Fernet key is 32 bytes in url-safe base64; RandomBytes gives standard base64."""
@@ -261,7 +266,7 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             # between without their Secret. Updated in place, pods roll by their digests instead.
             enable_secret_mutable=True,
             enable_config_map_mutable=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, version=KUBERNETES_PLUGIN_VERSION),
         )
         manifests = {(m["kind"], m["metadata"]["name"]): m for m in plan.manifests}
 
@@ -422,7 +427,10 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             # Not protected, even in prod: its objects inherit the flag, and a protected migration Job
             # could never be replaced for a new image. It holds no data; the namespace is protected.
             opts=pulumi.ResourceOptions.merge(
-                in_ns, pulumi.ResourceOptions(depends_on=[namespace, *secrets, *database])
+                in_ns,
+                pulumi.ResourceOptions(
+                    depends_on=[namespace, *secrets, *database], version=KUBERNETES_PLUGIN_VERSION
+                ),
             ),
         )
 

@@ -9,6 +9,7 @@ import importlib.metadata
 import secrets
 import shutil
 import stat
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from infra.airflow.chart import CHART_ENV
+from infra.airflow.components import KUBERNETES_PLUGIN_VERSION
 from infra.config.loader import PROJECT_ROOT, load_stack, referenced_secrets
 from tests.chart.cluster import Cluster, control_plane
 from tests.chart.conftest import kubernetes_plan
@@ -35,6 +37,19 @@ def _random_launcher(folder: Path) -> Path:
     return path
 
 
+def plugin_version() -> str:
+    built = subprocess.run(
+        [str(TOOLS / "pulumi-resource-kubernetes"), "-version"], capture_output=True, text=True, check=True
+    )
+    return built.stdout.strip()
+
+
+def test_the_program_asks_for_the_plugin_the_toolchain_builds() -> None:
+    assert plugin_version() == KUBERNETES_PLUGIN_VERSION
+    tool_env = (PROJECT_ROOT / "toolchain" / "pulumi-kubernetes" / "tool.env").read_text()
+    assert f"TOOL_VERSION=v{KUBERNETES_PLUGIN_VERSION}\n" in tool_env
+
+
 def lay_out(base: Path, chart: Path, cluster: Cluster, context: str) -> EngineProject:
     """A copy of the program and `stacks/` the CLI runs in (the program imports `infra` from the
     project's .venv), with its own PULUMI_HOME and file backend; the kubernetes plugin is the one
@@ -50,8 +65,8 @@ def lay_out(base: Path, chart: Path, cluster: Cluster, context: str) -> EnginePr
     (root / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     (root / "local_services").symlink_to(PROJECT_ROOT / "local_services")
     launchers = {
-        # The SDK asks for its own version (4.34.2); the one provider the proxy serves is v4.25.0.
-        f"kubernetes@{importlib.metadata.version('pulumi_kubernetes')}": TOOLS / "pulumi-resource-kubernetes",
+        # Installed at the version it reports, the one the program asks for (KUBERNETES_PLUGIN_VERSION).
+        f"kubernetes@{plugin_version()}": TOOLS / "pulumi-resource-kubernetes",
         f"random@{importlib.metadata.version('pulumi_random')}": _random_launcher(base),
     }
     kubeconfig = base / "kubeconfig"

@@ -62,7 +62,13 @@ class Sequence:
         self.record(title, run)
         assert run.ok, run.describe()
         if expected is not None:
-            assert run.changes == expected, f"{title}: {sorted(run.changes ^ expected)}"
+            # helm.v4.Chart renders its objects at preview only when its values are known (a digest
+            # of a secret the same run creates is not), so they show up at `up` alone, and the
+            # engine reports no outputs step for the chart component itself at `up`. The chart
+            # tier checks the chart's objects step by step (tests/chart/test_pulumi_up.py).
+            seen = {change for change in run.changes if not change[2].startswith("airflow-chart")}
+            planned = {change for change in expected if not change[2].startswith("airflow-chart")}
+            assert seen == planned, f"{title}: {sorted(seen ^ planned)}"
         return run
 
     def same_again(self, title: str = "same config again") -> None:
@@ -240,8 +246,9 @@ def test_non_prod_lifecycle(deployment: Deployment) -> None:
     assert json.loads(deployment.project.pulumi("stack", "ls", "--json").stdout) == []
 
 
-# A gateway's Airflow connections leave the connections Secret; the pods that read it roll.
-AIRFLOW_CONNECTIONS = {("update", "Secret", "airflow-connections"), ("update", "Release", "airflow-release")}
+# A gateway's Airflow connections leave the connections Secret; the pods that read it roll (the chart's
+# objects, which Sequence.up leaves to the chart tier).
+AIRFLOW_CONNECTIONS = {("update", "Secret", "airflow-connections")}
 
 
 @pytest.mark.stack("prod")
