@@ -256,6 +256,12 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             f"{name}-cluster",
             kubeconfig=args.kubeconfig,
             context=plan.kube_context,
+            # pulumi-kubernetes replaces a ConfigMap or Secret whose data changes. A named one is
+            # then deleted before it is made again, and in a protected stack the chart's objects
+            # refuse it: a gateway added or removed could not reach prod's Airflow. Updated in
+            # place instead; the pods still roll, from the digest annotation on their template.
+            enable_config_map_mutable=True,
+            enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         manifests = {(m["kind"], m["metadata"]["name"]): m for m in plan.manifests}
