@@ -256,10 +256,10 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             f"{name}-cluster",
             kubeconfig=args.kubeconfig,
             context=plan.kube_context,
-            # pulumi-kubernetes replaces a ConfigMap or Secret whose data changes. A named one is
-            # then deleted before it is made again, and in a protected stack the chart's objects
-            # refuse it: a gateway added or removed could not reach prod's Airflow. Updated in
-            # place instead; the pods still roll, from the digest annotation on their template.
+            # pulumi-kubernetes replaces a ConfigMap or Secret whose data changes: delete, then
+            # create under the same name, so pods starting in between miss it, and in a protected
+            # stack the chart's objects refuse it (a gateway added or removed could not reach
+            # prod's Airflow). Updated in place instead; pods roll by their digest annotations.
             enable_config_map_mutable=True,
             enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self),
@@ -420,9 +420,10 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             namespace=plan.namespace,
             values=values,
             **source,
-            # Protected with the namespace: deleting the chart in prod takes every Airflow pod with it.
+            # Not protected, even in prod: its objects inherit the flag, and a protected migration Job
+            # could never be replaced for a new image. It holds no data; the namespace is protected.
             opts=pulumi.ResourceOptions.merge(
-                in_ns, options(self, plan.cluster_protection, depends_on=[namespace, *secrets, *database])
+                in_ns, pulumi.ResourceOptions(depends_on=[namespace, *secrets, *database])
             ),
         )
 

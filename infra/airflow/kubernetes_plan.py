@@ -10,9 +10,10 @@ Decisions, and why:
 - The chart is deployed with `helm.v4.Chart` (README, "Which Helm resource"), which runs no Helm
   hooks, so the migration Job is an ordinary Job (`useHelmHooks: false`), and then, by the chart's
   contract, with `applyCustomEnv: false` so its immutable pod template does not change when a
-  connection is added (an image bump does change it: Pulumi plans the Job's replacement). The chart's create-user Job is
-  off in every stack: on, it creates an `Admin` account `admin` with password `admin` (the release's
-  `createUserJob.defaultUser`). airgate's bootstrap Job (jobs_plan.py) owns the trigger user.
+  connection is added (an image bump does change it: Pulumi plans the Job's replacement). The
+  chart's create-user Job is off in every stack: on, it creates an `Admin` account `admin` with
+  password `admin` (the release's `createUserJob.defaultUser`). airgate's bootstrap Job
+  (jobs_plan.py) owns the trigger user.
 - Worker settings go to the executor's own section (`workers.kubernetes.*` for task pods,
   `workers.celery.*` for Celery workers): the chart deprecates the shared `workers.env`,
   `workers.podAnnotations` and `workers.resources`. Service links are off (`enableServiceLinks`,

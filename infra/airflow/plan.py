@@ -57,7 +57,7 @@ class KubernetesPlan:
     broker_url_template: str | None
     """Celery's Redis URL with `{password}` to fill (None without a Celery executor)."""
     cluster_protection: Protection
-    """The namespace, the Helm release and the fernet key's random bytes."""
+    """The namespace and the fernet key's random bytes (not the chart: README, "Protection")."""
     fernet_protection: Protection
     """The fernet key's Secret."""
     database_protection: Protection
@@ -103,7 +103,7 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
         broker_url_template=broker_url_template(settings) if uses_celery(settings) else None,
         cluster_protection=_protection(
             protected,
-            "deleting the namespace or the release takes every Airflow pod with it; the fernet key's "
+            "deleting the namespace takes every Airflow pod and Secret with it; the fernet key's "
             "random bytes are the key",
         ),
         # Retained where losing it loses data, which a re-create cannot bring back. The bundled

@@ -246,6 +246,12 @@ def test_house_style_and_outputs() -> None:
         "warehouse": ["gw_warehouse"],
     }
     assert recording.by_name("airflow-namespace").protect  # prod
+    # The chart is not: its objects would inherit it, and a protected migration Job could never be
+    # replaced for a new image (the chart tier's day-2 `pulumi up` in prod).
+    assert not release(recording).protect
+    provider = recording.by_name("airflow-cluster")
+    # Provider config is strings on the wire.
+    assert provider.inputs["enableSecretMutable"] == provider.inputs["enableConfigMapMutable"] == "true"
     chart = release(recording).inputs
     assert chart["version"] == "1.22.0" and chart["repositoryOpts"] == {"repo": "https://airflow.apache.org"}
     assert chart["chart"] == "airflow" and chart["name"] == "airflow" and chart["namespace"] == "airflow"

@@ -1,0 +1,82 @@
+"""The Airflow part of a stack for the chart tier: `AirflowOnKubernetes` from the stack's own plan,
+wired as infra/airflow/program.py wires it, deployed by the real `pulumi` into the tier's API server.
+
+What the Cloudflare side would hand over (connection documents, the tunnel's token, the trigger
+user's password) comes from this stack's `chart-tier:*` secrets, which the tier sets with values
+it generates; the chart is `AIRGATE_AIRFLOW_CHART`, checked against its pinned sha256.
+
+The cluster has no nodes and no controllers, so one transform (and only here) uses the provider's
+documented switches for that: `pulumi.com/skipAwait: "true"` (nothing will ever become ready) and
+`pulumi.com/deletionPropagationPolicy: background` (a foreground deletion waits for the garbage
+collector, a controller, and so would never end).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import pulumi
+
+from infra.airflow.chart import archive_from_environment
+from infra.airflow.components import AirflowOnKubernetes, AirflowOnKubernetesArgs
+from infra.airflow.plan import plan_airflow
+from infra.config.loader import load_stack
+
+NO_CONTROLLERS = {"pulumi.com/skipAwait": "true", "pulumi.com/deletionPropagationPolicy": "background"}
+
+
+def without_controllers(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    if not args.custom or not args.type_.startswith("kubernetes:") or args.type_.startswith("pulumi:"):
+        return None
+    props = dict(args.props)
+    metadata: dict[str, Any] = dict(cast(dict[str, Any], props.get("metadata") or {}))
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), **NO_CONTROLLERS}
+    props["metadata"] = metadata
+    return pulumi.ResourceTransformResult(props, args.opts)
+
+
+pulumi.runtime.register_resource_transform(without_controllers)
+
+# The stack files beside this program (the project's Pulumi.yaml names them: stackConfigDir).
+STACKS = Path(__file__).resolve().parents[1] / "stacks"
+loaded = load_stack(pulumi.get_stack(), STACKS)
+settings = loaded.config.airflow
+plan = plan_airflow(loaded.name, loaded.config)
+assert settings is not None and settings.chart is not None and settings.sign_in is not None
+assert plan is not None and plan.kubernetes is not None
+airgate = pulumi.Config("airgate")
+tier = pulumi.Config("chart-tier")
+seed = tier.require_secret("connectionSeed")
+
+
+def connection(env_name: str) -> pulumi.Output[str]:
+    return pulumi.Output.secret(
+        seed.apply(
+            lambda value: json.dumps(
+                {"conn_type": "http", "host": f"https://{env_name.lower()}.invalid", "password": value}
+            )
+        )
+    )
+
+
+archive = archive_from_environment(settings.chart.version)
+kubeconfig = settings.kubernetes.kubeconfig
+database = settings.database
+cluster = AirflowOnKubernetes(
+    "airflow",
+    AirflowOnKubernetesArgs(
+        plan=plan.kubernetes,
+        connection_values={name: connection(name) for name in plan.kubernetes.connection_env_names},
+        tunnel_token=tier.require_secret("tunnelToken"),
+        trigger_api_password=tier.require_secret("triggerPassword"),
+        sign_in_client_secret=airgate.require_secret(settings.sign_in.client_secret.secret),
+        database_url=airgate.require_secret(database.url.secret)
+        if database is not None and database.url is not None
+        else None,
+        kubeconfig=airgate.require_secret(kubeconfig.secret) if kubeconfig is not None else None,
+        chart_archive=str(archive) if archive is not None else None,
+    ),
+)
+pulumi.export("airflow_namespace", cluster.namespace)
