@@ -48,6 +48,8 @@ class Deployment:
     api: RunningEmulator
     token: str
     cluster: Cluster | None
+    account_id: str
+    """The account the emulator was seeded with (the stack's own, as committed)."""
 
     def init(self, stack: str, **overrides: str) -> dict[str, str]:
         """`pulumi stack init` and the config a user sets: the provider's endpoint and token, and a
@@ -67,8 +69,8 @@ class Deployment:
         return values
 
     def account(self, stack: str) -> dict[str, Any]:
-        loaded = load_stack(stack, self.project.stacks_dir)
-        found = self.api.state()["accounts"][loaded.config.account_id]
+        """What the API holds in the stack's account (the one the emulator was seeded with)."""
+        found = self.api.state()["accounts"][self.account_id]
         assert isinstance(found, dict)
         return found
 
@@ -113,4 +115,4 @@ def deployment(
             kubeconfig = tmp_path / "kubeconfig"
             kubeconfig.write_text(cluster.kubeconfig_text((target.context if target else None) or "default"))
             project.extra_env["KUBECONFIG"] = str(kubeconfig)
-        yield Deployment(project, api, token, cluster)
+        yield Deployment(project, api, token, cluster, loaded.config.account_id)
