@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_update_reads_modifies_and_writes_every_gateways_namespace() -> None:
 
 def airgate(*args: str, token: str = "t0ken") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "airgate"), *args],
+        [str(Path(sys.executable).parent / "airgate"), *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
