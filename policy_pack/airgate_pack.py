@@ -7,8 +7,11 @@ What differs from `airgate lint`:
 - The engine hands secrets over unwrapped; the adapter masks secret_text bindings again, and no
   rule ever puts a value in a message.
 - Compiled policies are read back from the KV entries the program writes (`WorkersKv.value`).
-- A policy can only block or advise as a whole, so only error findings are reported here;
-  warnings stay in `airgate lint`.
+- A policy blocks or advises as a whole (its enforcement level is fixed; the SDK's ReportViolation
+  takes no level), while a rule's finding is an error or a warning (`no-bypass-in-prod` warns outside
+  prod). So each rule is two policies: `<rule>` (mandatory) reports its errors, `<rule>-advisory`
+  its warnings; `review-exceptions` (advisory) names exceptions for rules that do not exist. Each
+  runs `evaluate` for its own rule, so the pack's findings are `airgate lint`'s.
 - The stack's own config supplies what the engine's resources do not carry: the environment, the
   zone, the `review:` thresholds and exceptions, DAG grants and the Durable Object migration history
   (so `allow_deleting_classes` counts here as in lint). The stack name comes from the resources'
@@ -43,7 +46,7 @@ from infra.config.errors import ConfigError
 from infra.config.loader import STACKS_DIR, LoadedStack, load_stack
 from infra.plan.format import PLAN_FORMAT, PlanDocument, ResourceEntry
 from infra.plan.stack_facts import stack_sections
-from infra.rules import RULES, Finding, Rule, RuleConfig
+from infra.rules import RULES, Finding, RuleConfig, evaluate, rule_ids
 from infra.rules.model import INT_KEYS, SET_KEYS
 from infra.rules.view import SECRET_MASK, UNKNOWN, PlanView, kind_of
 
@@ -193,27 +196,56 @@ def _urn_of(resources: Sequence[PolicyResource], finding: Finding) -> str | None
     return next((r.urn for r in resources if r.name == name), None)
 
 
-def make_validate(rule: Rule) -> Any:
+ADVISORY_SUFFIX = "-advisory"
+EXCEPTIONS_RULE = "review-exceptions"
+"""`evaluate`'s own check of the named exceptions: a warning, never tied to one rule."""
+
+
+def make_validate(rule_id: str, severity: str) -> Any:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         config = dict(args.get_config() or {})
         document = plan_from_engine(args.resources, config, args.stack_tags)
         view = PlanView(document)
         run = RuleConfig.from_mapping(config)
-        for finding in rule.check(view, run.resolve(view.review)):
-            if finding.severity == "error":
+        only = {rule_id} & set(rule_ids())  # none for review-exceptions, which evaluate always adds
+        for finding in evaluate(view, run, only):
+            if finding.rule == rule_id and finding.severity == severity:
                 report_violation(f"{finding.message}. Fix: {finding.fix}", _urn_of(args.resources, finding))
 
     return validate
 
 
+def rule_of(policy_name: str) -> str:
+    """The rule a policy of this pack reports for (its advisory companion included)."""
+    return policy_name.removesuffix(ADVISORY_SUFFIX)
+
+
+def _policy(name: str, description: str, rule_id: str, level: EnforcementLevel) -> Policy:
+    severity = "error" if level is EnforcementLevel.MANDATORY else "warning"
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        validate=make_validate(rule_id, severity),
+        enforcement_level=level,
+        config_schema=CONFIG_SCHEMA,
+    )
+
+
 def policies() -> list[Policy]:
-    return [
-        StackValidationPolicy(
-            name=rule.id,
-            description=rule.title,
-            validate=make_validate(rule),
-            enforcement_level=EnforcementLevel.MANDATORY,
-            config_schema=CONFIG_SCHEMA,
+    made = []
+    for rule in RULES:
+        made.append(_policy(rule.id, rule.title, rule.id, EnforcementLevel.MANDATORY))
+        made.append(
+            _policy(
+                f"{rule.id}{ADVISORY_SUFFIX}", f"{rule.title} (warnings)", rule.id, EnforcementLevel.ADVISORY
+            )
         )
-        for rule in RULES
-    ]
+    made.append(
+        _policy(
+            EXCEPTIONS_RULE,
+            "Named exceptions name rules that exist",
+            EXCEPTIONS_RULE,
+            EnforcementLevel.ADVISORY,
+        )
+    )
+    return made

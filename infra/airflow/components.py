@@ -8,7 +8,7 @@ resources, and decide nothing themselves.
   its one config resource, DNS records, and an Access app on each hostname (SSO for the UI; the
   trigger token only for the API).
 - `AirflowOnKubernetes` (`airgate:airflow:AirflowOnKubernetes`): namespace, random stable keys, the
-  Secrets, the bundled PostgreSQL (dev), the official chart through `helm.v3.Release`, the identity
+  Secrets, the bundled PostgreSQL (dev), the official chart through `helm.v4.Chart`, the identity
   bootstrap Job, the cloudflared Deployment and the NetworkPolicy, all through one explicit
   Kubernetes provider. It receives `KubernetesPlan` (infra/airflow/plan.py) and secret Outputs only.
 """
@@ -27,15 +27,13 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.airflow.jobs_plan import INPUTS_ANNOTATION
-from infra.airflow.kubernetes_plan import SecretNames
+from infra.airflow.kubernetes_plan import SecretNames, rotation_annotations
 from infra.airflow.plan import KubernetesPlan, TriggerIdentityPlan
 from infra.airflow.tunnel_plan import TunnelPlan, connector_token, tunnel_target
 from infra.components.access_app import self_hosted_app
 from infra.components.options import options
 from infra.components.service_token import service_token
 from infra.stack_plan import UNPROTECTED, Protection
-
-ROTATION_ANNOTATION = "airgate.dev/secrets-sha256"
 
 
 def _fernet(b64: str) -> str:
@@ -226,6 +224,9 @@ class AirflowOnKubernetesArgs:
     sign_in_client_secret: pulumi.Output[str]
     database_url: pulumi.Output[str] | None = None
     kubeconfig: pulumi.Output[str] | None = None
+    chart_archive: str | None = None
+    """A local copy of the pinned chart release (checked by infra/airflow/chart.py), or None to
+    fetch it from the stack's chart repository."""
 
 
 def _digest(values: pulumi.Output[Any]) -> pulumi.Output[str]:
@@ -241,7 +242,6 @@ def _digest(values: pulumi.Output[Any]) -> pulumi.Output[str]:
 
 class AirflowOnKubernetes(pulumi.ComponentResource):
     namespace: str
-    release_status: pulumi.Output[Any]
 
     def __init__(
         self, name: str, args: AirflowOnKubernetesArgs, opts: pulumi.ResourceOptions | None = None
@@ -363,31 +363,58 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
                 opts=in_ns,
             )
 
+        if plan.broker_url_template is not None:
+            # Celery's Redis password and broker URL, kept in state (the chart would make new ones).
+            broker = plan.broker_url_template
+            redis_password = random.RandomPassword(
+                f"{name}-redis-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+            secrets.append(
+                secret(
+                    "redis-password",
+                    names.redis_password,
+                    {SecretNames.REDIS_PASSWORD_KEY: redis_password.result},
+                )
+            )
+            secrets.append(
+                secret(
+                    "broker-url",
+                    names.broker_url,
+                    {
+                        SecretNames.BROKER_URL_KEY: redis_password.result.apply(
+                            lambda p: broker.format(password=p)
+                        )
+                    },
+                )
+            )
+
         # Long-running pods read their Secrets as env at start: a digest of what they read rolls them
         # when a connection or the sign-in secret rotates (task pods are new each time anyway).
-        values = copy.deepcopy(plan.helm_values)
-        connections_digest = _digest(
-            pulumi.Output.all(*[args.connection_values[k] for k in sorted(args.connection_values)])
+        values = rotation_annotations(
+            plan.helm_values,
+            _digest(pulumi.Output.all(*[args.connection_values[k] for k in sorted(args.connection_values)])),
+            _digest(pulumi.Output.all(args.sign_in_client_secret)),
         )
-        sign_in_digest = _digest(pulumi.Output.all(args.sign_in_client_secret))
-        for key in ("triggerer", "workers", "scheduler"):
-            if key in values and "env" in values[key]:
-                values[key]["podAnnotations"] = {ROTATION_ANNOTATION: connections_digest}
-        values["apiServer"]["podAnnotations"] = {ROTATION_ANNOTATION: sign_in_digest}
-
-        oci = plan.chart_repository.startswith("oci://")
-        release = k8s.helm.v3.Release(
-            f"{name}-release",
+        # The chart's objects as Pulumi's own (helm.v4.Chart, README "Which Helm resource"): a
+        # preview shows each object, and an immutable one that changes (the migration Job on an image
+        # bump) is planned as a replacement instead of failing a `helm upgrade`.
+        if args.chart_archive is not None:
+            source: dict[str, Any] = {"chart": args.chart_archive}
+        elif plan.chart_repository.startswith("oci://"):
+            source = {"chart": f"{plan.chart_repository}/{plan.chart_name}", "version": plan.chart_version}
+        else:
+            source = {
+                "chart": plan.chart_name,
+                "repository_opts": {"repo": plan.chart_repository},
+                "version": plan.chart_version,
+            }
+        release = k8s.helm.v4.Chart(
+            f"{name}-chart",
             name=plan.release_name,
             namespace=plan.namespace,
-            chart=f"{plan.chart_repository}/{plan.chart_name}" if oci else plan.chart_name,
-            repository_opts=None if oci else {"repo": plan.chart_repository},
-            version=plan.chart_version,
             values=values,
-            atomic=False,
-            cleanup_on_fail=False,
-            timeout=1200,
-            # Protected with the namespace: deleting the release in prod takes every Airflow pod with it.
+            **source,
+            # Protected with the namespace: deleting the chart in prod takes every Airflow pod with it.
             opts=pulumi.ResourceOptions.merge(
                 in_ns, options(self, plan.cluster_protection, depends_on=[namespace, *secrets, *database])
             ),
@@ -428,5 +455,4 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             opts=in_ns,
         )
         self.namespace = plan.namespace
-        self.release_status = release.status
-        self.register_outputs({"namespace": self.namespace, "release_status": self.release_status})
+        self.register_outputs({"namespace": self.namespace})

@@ -1,16 +1,18 @@
-"""Decides the identity bootstrap Job: it makes the DAG-trigger gateway's Airflow user exist with the
-current password, after the database migration, every time that password changes.
+"""Decides the identity bootstrap Job: it makes the DAG-trigger gateway's Airflow account exist with
+exactly the User role and the current password, after the database migration, every time that
+password (or the account's program) changes.
 
 Why airgate's own Job and not the chart's `createUserJob`: a Job's pod template is immutable, so a
 Job that never changes never runs again, and `airflow users create` skips a user that exists (a rotated
-password would never apply). This Job:
-- waits for the chart's migration Job's result (`airflow db check-migrations`), so the order holds
+password would never apply). This Job runs `trigger_account.account_command`, the same command
+`airgate up` runs against the local Airflow:
+- it first waits for the chart's migration Job's result (`check_migrations`), so the order holds
   whether or not Helm waits for Jobs;
-- runs `users create` (a no-op when the user exists) then `users reset-password` (applies the
-  current password), so running it again is harmless;
-- names the user in its args and carries a digest of the password on its pod template (the component
-  adds it, `INPUTS_ANNOTATION`): a rotated password or another user changes the template, Pulumi
-  replaces the Job, and the new credential applies on that `pulumi up`.
+- it creates the account if missing, sets its roles to exactly User and applies the current password,
+  so running it again is harmless;
+- its args name the user and carry the program; a digest of the password is on its pod template (the
+  component adds it, `INPUTS_ANNOTATION`): a rotated password, another user or a changed program
+  changes the template, Pulumi replaces the Job, and it applies on that `pulumi up`.
 The password reaches only this Job (a secretKeyRef), never Airflow's long-running pods or task pods.
 """
 
@@ -26,22 +28,18 @@ from infra.airflow.kubernetes_plan import (
     airflow_pod_labels,
     secret_names,
 )
+from infra.airflow.trigger_account import account_command
 from infra.config.airflow_model import AirflowSettings
 
 INPUTS_ANNOTATION = "airgate.dev/inputs-sha256"
 MIGRATION_WAIT_SECONDS = 900
-BOOTSTRAP_SCRIPT = (
-    "set -eu\n"
-    f"airflow db check-migrations --migration-wait-timeout {MIGRATION_WAIT_SECONDS}\n"
-    'airflow users create --role User --username "$0" --email "$0@airgate.invalid" '
-    f'--firstname airgate --lastname trigger --password "${TRIGGER_PASSWORD_ENV}"\n'
-    f'airflow users reset-password --username "$0" --password "${TRIGGER_PASSWORD_ENV}"\n'
-)
 
 
 def bootstrap_args(settings: AirflowSettings) -> list[str]:
     """The container's command line (also what the real-Airflow test runs)."""
-    return ["bash", "-c", BOOTSTRAP_SCRIPT, settings.trigger_api_user]
+    return account_command(
+        settings.trigger_api_user, TRIGGER_PASSWORD_ENV, wait_for_migrations=MIGRATION_WAIT_SECONDS
+    )
 
 
 def bootstrap_job_name(settings: AirflowSettings) -> str:

@@ -7,11 +7,17 @@ Decisions, and why:
   Pulumi state, and the chart is pinned to them (`fernetKeySecretName`, `apiSecretKeySecretName`,
   `jwtSecretName`). Left to the chart, every upgrade regenerates the JWT secret and breaks running pods.
 - No credential is ever in Helm values or plain `env`: Secrets are referenced by name and key.
-- `helm.v3.Release` waits for the release's resources; chart hook Jobs would run only after that wait
-  (a deadlock: pods wait for migrations that never start), so the migration Job runs as an ordinary
-  Job (`useHelmHooks: false`), and then, by the chart's contract, with `applyCustomEnv: false` so its
-  immutable pod template does not change when a connection is added. The chart's create-user Job is
-  off; airgate's bootstrap Job (jobs_plan.py) owns the trigger user.
+- The chart is deployed with `helm.v4.Chart` (README, "Which Helm resource"), which runs no Helm
+  hooks, so the migration Job is an ordinary Job (`useHelmHooks: false`), and then, by the chart's
+  contract, with `applyCustomEnv: false` so its immutable pod template does not change when a
+  connection is added (an image bump does change it: Pulumi plans the Job's replacement). The chart's create-user Job is
+  off in every stack: on, it creates an `Admin` account `admin` with password `admin` (the release's
+  `createUserJob.defaultUser`). airgate's bootstrap Job (jobs_plan.py) owns the trigger user.
+- Worker settings go to the executor's own section (`workers.kubernetes.*` for task pods,
+  `workers.celery.*` for Celery workers): the chart deprecates the shared `workers.env`,
+  `workers.podAnnotations` and `workers.resources`. Service links are off (`enableServiceLinks`,
+  the chart's coming default: Airflow reads no `<SERVICE>_PORT` variables) and the git-sync probe
+  setting is the chart's future one, so the release renders without a deprecation note.
 - Connections are env (secretKeyRef) on the components that run tasks only (`task_runners`); the
   trigger user's password reaches only the bootstrap Job.
 - The API server stays ClusterIP with no Ingress: people come through the tunnel behind Access, machines
@@ -22,8 +28,9 @@ Decisions, and why:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from infra.airflow.connections import ConnectionPlan
 from infra.airflow.sign_in import CLIENT_SECRET_ENV
@@ -35,8 +42,12 @@ CLOUDFLARED_METRICS_PORT = 2000
 CLOUDFLARED_LABELS = {"app.kubernetes.io/name": "cloudflared", "app.kubernetes.io/part-of": "airgate"}
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 TRIGGER_PASSWORD_ENV = "AIRGATE_TRIGGER_API_PASSWORD"  # noqa: S105 - an env var name
+ROTATION_ANNOTATION = "airgate.dev/secrets-sha256"
 REDIS_IMAGE = "redis:7.2.5-bookworm"
 """The Celery broker's image (Celery executors only), pinned here instead of the chart's default."""
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ class SecretNames:
     tunnel_token: str
     sign_in: str
     postgres: str
+    redis_password: str
+    broker_url: str
 
     FERNET_KEY = "fernet-key"
     API_SECRET_KEY = "api-secret-key"  # noqa: S105 - a key name
@@ -61,6 +74,8 @@ class SecretNames:
     TUNNEL_TOKEN_KEY = "token"  # noqa: S105 - a key name
     SIGN_IN_SECRET_KEY = "client-secret"  # noqa: S105 - a key name
     POSTGRES_PASSWORD_KEY = "password"  # noqa: S105 - a key name
+    REDIS_PASSWORD_KEY = "password"  # noqa: S105 - a key name
+    BROKER_URL_KEY = "connection"
 
 
 def secret_names(settings: AirflowSettings) -> SecretNames:
@@ -75,7 +90,19 @@ def secret_names(settings: AirflowSettings) -> SecretNames:
         tunnel_token=f"{prefix}-cloudflared-token",
         sign_in=f"{prefix}-ui-oidc",
         postgres=f"{prefix}-postgres",
+        redis_password=f"{prefix}-redis-password",
+        broker_url=f"{prefix}-broker-url",
     )
+
+
+def uses_celery(settings: AirflowSettings) -> bool:
+    return "CeleryExecutor" in settings.executor.split(",")
+
+
+def broker_url_template(settings: AirflowSettings) -> str:
+    """The Celery broker, the chart's Redis (`<fullname>-redis`), with `{password}` to fill with an
+    alphanumeric password (nothing to quote in the URL)."""
+    return f"redis://:{{password}}@{chart_fullname(settings)}-redis:6379/0"
 
 
 def chart_fullname(settings: AirflowSettings) -> str:
@@ -121,6 +148,40 @@ def task_runners(settings: AirflowSettings) -> tuple[Component, ...]:
     if "LocalExecutor" in executors:
         runners.add("scheduler")
     return tuple(sorted(runners))
+
+
+WORKER_SECTIONS = {"KubernetesExecutor": "kubernetes", "CeleryExecutor": "celery"}
+"""The chart's `workers` sub-section per executor: task pods (pod template) and Celery workers."""
+
+
+def worker_sections(settings: AirflowSettings) -> tuple[str, ...]:
+    executors = settings.executor.split(",")
+    return tuple(section for executor, section in WORKER_SECTIONS.items() if executor in executors)
+
+
+def _sections(
+    settings: AirflowSettings, components: dict[str, dict[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    """Where a component's settings go: `workers` settings into each executor's own sub-section."""
+    if key != "workers":
+        return [components[key]]
+    return [components[key].setdefault(section, {}) for section in worker_sections(settings)]
+
+
+def rotation_annotations(values: dict[str, Any], connections: T, sign_in: T) -> dict[str, Any]:
+    """The values with a digest of the secrets each long-running component reads as env on its
+    pods: env from a Secret is read at container start only, so a new digest rolls the pods. The
+    digests are strings, or Pulumi Outputs in the component."""
+    values = copy.deepcopy(values)
+    for key in ("triggerer", "scheduler"):
+        if "env" in values.get(key, {}):
+            values[key]["podAnnotations"] = {ROTATION_ANNOTATION: connections}
+    for section in WORKER_SECTIONS.values():
+        worker = values.get("workers", {}).get(section, {})
+        if "env" in worker:
+            worker["podAnnotations"] = {ROTATION_ANNOTATION: connections}
+    values["apiServer"]["podAnnotations"] = {ROTATION_ANNOTATION: sign_in}
+    return values
 
 
 def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -180,8 +241,6 @@ def plan_helm_values(
         }
     api_server: dict[str, Any] = {
         "service": {"type": "ClusterIP"},
-        # People sign in through the IdP; the chart's default admin (a password account) is off.
-        "defaultUser": {"enabled": False},
         "env": [_secret_env(CLIENT_SECRET_ENV, names.sign_in, SecretNames.SIGN_IN_SECRET_KEY)],
     }
     if sign_in_config is not None:
@@ -209,15 +268,17 @@ def plan_helm_values(
     for component, key in chart_keys.items():
         resources = _resources(settings, component)
         if resources is not None:
-            components[key]["resources"] = resources
+            for section in _sections(settings, components, key):
+                section["resources"] = resources
     for runner in task_runners(settings):
-        components[chart_keys[runner]]["env"] = connection_env
+        for section in _sections(settings, components, chart_keys[runner]):
+            section["env"] = connection_env
     images: dict[str, Any] = {
         "airflow": image,
         "pod_template": dict(image),
         "useDefaultImageForMigration": False,
     }
-    if "CeleryExecutor" in settings.executor:
+    if uses_celery(settings):
         repository, tag = REDIS_IMAGE.rsplit(":", 1)
         images["redis"] = {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"}
     values: dict[str, Any] = {
@@ -233,15 +294,25 @@ def plan_helm_values(
         # The chart's contract: Jobs without Helm hooks must not take the custom env, or their
         # (immutable) pod templates change with every connection and the upgrade fails.
         "migrateDatabaseJob": {"useHelmHooks": False, "applyCustomEnv": False},
-        "createUserJob": {"useHelmHooks": False, "applyCustomEnv": False},
+        # People sign in through the IdP; the chart's user Job would make `admin`/`admin` an Admin.
+        "createUserJob": {"enabled": False, "serviceAccount": {"create": False}},
+        "enableServiceLinks": False,
         "statsd": {"enabled": False},
         "ingress": {"enabled": False, "web": {"enabled": False}, "apiServer": {"enabled": False}},
-        "dags": {"persistence": {"enabled": False}, "gitSync": {"enabled": False}},
+        "dags": {
+            "persistence": {"enabled": False},
+            "gitSync": {"enabled": False, "recommendedProbeSetting": True},
+        },
         # Never the chart's Bitnami subchart (its image is gone, apache/airflow#57328): either the
         # external database or the small PostgreSQL airgate runs (database_plan.py), both as a Secret.
         "postgresql": {"enabled": False},
         "data": {"metadataSecretName": names.metadata},
     }
+    if uses_celery(settings):
+        # The chart makes these two with a random password as pre-install hooks, which helm.v4.Chart
+        # does not run (and a fresh random value each render would be a diff on every deploy).
+        values["redis"] = {"passwordSecretName": names.redis_password}
+        values["data"]["brokerUrlSecretName"] = names.broker_url
     if settings.image_pull_secret is not None:
         values["registry"] = {"secretName": settings.image_pull_secret}
     return values
@@ -379,5 +450,8 @@ def direct_manifests(stack: StackConfig, connections: list[ConnectionPlan]) -> l
     ]
     if settings.database.bundled_postgres:
         manifests.append(secret_manifest(settings, names.postgres, [SecretNames.POSTGRES_PASSWORD_KEY]))
+    if uses_celery(settings):
+        manifests.append(secret_manifest(settings, names.redis_password, [SecretNames.REDIS_PASSWORD_KEY]))
+        manifests.append(secret_manifest(settings, names.broker_url, [SecretNames.BROKER_URL_KEY]))
     manifests += [cloudflared_manifest(settings), network_policy_manifest(settings)]
     return manifests

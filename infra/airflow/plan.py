@@ -14,7 +14,14 @@ from infra.airflow.connections import ConnectionPlan, connection_ids_by_gateway,
 from infra.airflow.database_plan import metadata_url, postgres_manifests
 from infra.airflow.images import ImagePin, plan_images
 from infra.airflow.jobs_plan import bootstrap_job_manifest
-from infra.airflow.kubernetes_plan import SecretNames, direct_manifests, plan_helm_values, secret_names
+from infra.airflow.kubernetes_plan import (
+    SecretNames,
+    broker_url_template,
+    direct_manifests,
+    plan_helm_values,
+    secret_names,
+    uses_celery,
+)
 from infra.airflow.sign_in import plan_sign_in, webserver_config
 from infra.airflow.tunnel_plan import TunnelPlan, plan_tunnel
 from infra.config.model import StackConfig
@@ -47,6 +54,8 @@ class KubernetesPlan:
     bootstrap_job: dict[str, Any]
     postgres_url_template: str | None
     """The bundled database's URL with `{password}` to fill (None with an external database)."""
+    broker_url_template: str | None
+    """Celery's Redis URL with `{password}` to fill (None without a Celery executor)."""
     cluster_protection: Protection
     """The namespace, the Helm release and the fernet key's random bytes."""
     fernet_protection: Protection
@@ -91,6 +100,7 @@ def plan_airflow(stack_name: str, config: StackConfig) -> AirflowPlan | None:
         postgres_url_template=metadata_url(settings, "{password}")
         if settings.database.bundled_postgres
         else None,
+        broker_url_template=broker_url_template(settings) if uses_celery(settings) else None,
         cluster_protection=_protection(
             protected,
             "deleting the namespace or the release takes every Airflow pod with it; the fernet key's "

@@ -2,6 +2,9 @@
 wire with `wire_airflow`): the tunnel and its Access apps, the cluster side,
 and one pre-wired connection per (gateway, task role), built from what the edge really created.
 
+The chart comes from the stack's chart repository, or from the archive `AIRGATE_AIRFLOW_CHART`
+names (infra/airflow/chart.py checks it is the pinned release).
+
 Stack outputs: `airflow_ui_url` (through Access), `airflow_connection_ids` (gateway → connection ids),
 `airflow_namespace`. A `standalone` stack (the local environment) gets only the connection ids: its
 Airflow runs on the developer's machine.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import pulumi
 
+from infra.airflow.chart import archive_from_environment
 from infra.airflow.components import (
     AirflowOnKubernetes,
     AirflowOnKubernetesArgs,
@@ -138,7 +142,10 @@ def wire_airflow(
     )
     database = settings.database
     kubeconfig = settings.kubernetes.kubeconfig
-    assert settings.sign_in is not None
+    assert settings.sign_in is not None and settings.chart is not None
+    # An air-gapped deploy points AIRGATE_AIRFLOW_CHART at the release archive; checked against the
+    # pinned sha256 before anything is planned.
+    archive = archive_from_environment(settings.chart.version)
     cluster = AirflowOnKubernetes(
         "airflow",
         AirflowOnKubernetesArgs(
@@ -151,6 +158,7 @@ def wire_airflow(
             if database is not None and database.url is not None
             else None,
             kubeconfig=config.require_secret(kubeconfig.secret) if kubeconfig is not None else None,
+            chart_archive=str(archive) if archive is not None else None,
         ),
     )
     pulumi.export("airflow_ui_url", tunnel.ui_url)

@@ -1,5 +1,6 @@
 """`airgate stack create|destroy|sweep|list`: ephemeral per-pull-request stacks over the Pulumi
-Automation API. Needs the Pulumi CLI and a backend login; the decisions are tested without them."""
+Automation API. Needs the Pulumi CLI (the project's `.tools/bin`, else PATH), a backend login and,
+to deploy, CLOUDFLARE_API_TOKEN."""
 
 from __future__ import annotations
 
@@ -24,11 +25,15 @@ def make_workspace() -> Any:
 
     root = project_root_or_exit()
     try:
-        return AutomationWorkspace(root, on_output=lambda line: console.print(line, markup=False, end=""))
+        # The Automation API hands over the CLI's output line by line, each stripped of its newline.
+        return AutomationWorkspace(
+            root, on_output=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
+        )
     except Exception as error:
         errors.print(
             f"cannot open the Pulumi workspace ({type(error).__name__}: {error}). The stack commands need "
-            "the Pulumi CLI on PATH and a backend login (PULUMI_BACKEND_URL or PULUMI_ACCESS_TOKEN).",
+            "the Pulumi CLI (./dev setup, or on PATH) and a backend login (PULUMI_BACKEND_URL or "
+            "PULUMI_ACCESS_TOKEN).",
             markup=False,
         )
         raise typer.Exit(code=2) from None

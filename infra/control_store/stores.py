@@ -1,16 +1,18 @@
-"""Two stores with one interface (`read_control`, `write_control`): the Workers KV REST API and the
-local environment's loopback endpoint (local_services/gateways.mjs)."""
+"""Two stores with one interface (`read_control`, `write_control`): the Workers KV REST API through
+the official `cloudflare` client, and the local environment's loopback endpoint
+(local_services/gateways.mjs)."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.parse
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+import cloudflare
+from cloudflare import Cloudflare
 
 from infra.control_store import CLOUDFLARE_API
 from infra.policy.control import CONTROL_KEY
@@ -30,7 +32,7 @@ class ControlStore(Protocol):
 
 def _call(request: urllib.request.Request, what: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - https or loopback
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -40,10 +42,9 @@ def _call(request: urllib.request.Request, what: str) -> tuple[int, bytes]:
 
 @dataclass(frozen=True)
 class CloudflareKV:
-    """One KV namespace through the REST API. Read: GET …/values/{key} answers the raw value, 404 when
-    absent. Write: PUT …/values/{key} with a multipart/form-data `value` part. Key names are
-    URL-encoded in the path. Source: https://developers.cloudflare.com/api/resources/kv/subresources/
-    namespaces/subresources/values/methods/get/ and …/methods/update/."""
+    """One KV namespace through the official `cloudflare` client: `kv.namespaces.values.get` answers
+    the raw value (404 with code 10009 "key not found" when absent), `values.update` writes it as the
+    multipart `value` part. The client retries connection errors, 429 and 5xx twice, with backoff."""
 
     account_id: str
     namespace_id: str
@@ -55,54 +56,47 @@ class CloudflareKV:
     def label(self) -> str:
         return f"gateway {self.gateway} (KV namespace {self.namespace_id})"
 
-    def _url(self, key: str) -> str:
-        return (
-            f"{self.api_url.rstrip('/')}/accounts/{self.account_id}/storage/kv/namespaces/"
-            f"{self.namespace_id}/values/{urllib.parse.quote(key, safe='')}"
-        )
-
-    def _headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.token}"}
+    def _client(self) -> Cloudflare:
+        return Cloudflare(api_token=self.token, base_url=self.api_url, timeout=30)
 
     def read_control(self) -> str | None:
-        request = urllib.request.Request(self._url(CONTROL_KEY), headers=self._headers())  # noqa: S310
-        status, body = _call(request, f"reading {CONTROL_KEY} of {self.label}")
-        if status == 404 and _error_code(body) == 10009:  # "key not found"
-            return None
-        if status != 200:
-            raise StoreError(f"reading {CONTROL_KEY} of {self.label}: HTTP {status} {_errors(body)}")
-        return body.decode()
+        what = f"reading {CONTROL_KEY} of {self.label}"
+        with self._client() as client:
+            try:
+                value = client.kv.namespaces.values.get(
+                    CONTROL_KEY, account_id=self.account_id, namespace_id=self.namespace_id
+                )
+            except cloudflare.NotFoundError as error:
+                if [e.code for e in error.errors] == [KEY_NOT_FOUND]:
+                    return None
+                raise StoreError(f"{what}: {_refusal(error)}") from None
+            except cloudflare.APIError as error:
+                raise StoreError(f"{what}: {_refusal(error)}") from None
+            return value.text()
 
     def write_control(self, text: str) -> None:
-        boundary = uuid.uuid4().hex
-        part = f'Content-Disposition: form-data; name="value"\r\n\r\n{text}\r\n'
-        body = f"--{boundary}\r\n{part}--{boundary}--\r\n".encode()
-        headers = {**self._headers(), "content-type": f"multipart/form-data; boundary={boundary}"}
-        request = urllib.request.Request(self._url(CONTROL_KEY), data=body, method="PUT", headers=headers)  # noqa: S310
-        status, answer = _call(request, f"writing {CONTROL_KEY} of {self.label}")
-        if status != 200:
-            raise StoreError(f"writing {CONTROL_KEY} of {self.label}: HTTP {status} {_errors(answer)}")
+        with self._client() as client:
+            try:
+                # bytes: the client's multipart encoder refuses a str `value` (it wants file content).
+                client.kv.namespaces.values.update(
+                    CONTROL_KEY,
+                    account_id=self.account_id,
+                    namespace_id=self.namespace_id,
+                    value=text.encode(),
+                )
+            except cloudflare.APIError as error:
+                raise StoreError(f"writing {CONTROL_KEY} of {self.label}: {_refusal(error)}") from None
 
 
-def _envelope(body: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+KEY_NOT_FOUND = 10009
+"""The KV API's code for "get: 'key not found'"."""
 
 
-def _error_code(body: bytes) -> int | None:
-    errors = _envelope(body).get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        code = errors[0].get("code")
-        return code if isinstance(code, int) else None
-    return None
-
-
-def _errors(body: bytes) -> str:
-    errors = _envelope(body).get("errors")
-    return json.dumps(errors) if errors else body[:200].decode(errors="replace")
+def _refusal(error: cloudflare.APIError) -> str:
+    if isinstance(error, cloudflare.APIStatusError):
+        codes = "; ".join(f"{e.code} {e.message}" for e in error.errors) or str(error.body)[:200]
+        return f"HTTP {error.status_code} {codes}"
+    return str(error)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def derive_stack_file(
     }
     keep_airflow = with_airflow and base.airflow is not None
     if not keep_airflow:
-        config = _inline_without_airflow(config, settings)
+        config = inline_settings(config, settings)
     gateways = copy.deepcopy(config.get("airgate:gateways") or {})
     for gateway_name, gateway in sorted(base.gateways.items()):
         entry = gateways.setdefault(gateway_name, {})
@@ -172,15 +172,21 @@ def derive_stack_file(
     return {"config": config}
 
 
-def _inline_without_airflow(config: Mapping[str, Any], settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The file's other keys, then the loader's merged `airgate:` settings (so the merge is
-    written once), less Airflow and Logpush (secrets are never among them)."""
+def inline_settings(
+    config: Mapping[str, Any],
+    settings: Mapping[str, Any] | None,
+    drop: Iterable[str] = ("airflow", "logpush"),
+) -> dict[str, Any]:
+    """A stack file's config standing on its own: the file's other keys, then the loader's merged
+    `airgate:` settings (so the merge is written once, no `airgate:extends`), less the sections in
+    `drop` (a test stack drops Airflow and Logpush; secrets are never among the settings)."""
     prefix = "airgate:"
+    dropped = set(drop)
     others = {key: value for key, value in config.items() if not key.startswith(prefix)}
     own = {
         f"{prefix}{key}": copy.deepcopy(value)
         for key, value in (settings or {}).items()
-        if key not in ("airflow", "logpush")
+        if key not in dropped
     }
     return {**others, **own}
 

@@ -3,15 +3,17 @@ usage comes from.
 
 `StackWorkspace` names exactly the calls `infra.ephemeral.service` makes; `AutomationWorkspace`
 implements them over `pulumi.automation.LocalWorkspace` (the project's own Pulumi.yaml, local
-program). Tests use a recording stand-in with the same methods, since no Pulumi CLI exists here.
+program) with the CLI `./dev setup` links into `.tools/bin`, else the one on PATH. The engine tier
+(`tests/engine/test_test_stacks.py`) runs it against the real CLI; the review tier keeps a
+recording stand-in for the decisions only.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,14 +42,23 @@ class AccountUsage(Protocol):
 
 class AutomationWorkspace:
     """`StackWorkspace` over the Automation API. Needs the Pulumi CLI, a backend login
-    (PULUMI_BACKEND_URL / PULUMI_ACCESS_TOKEN) and, for `up`/`destroy`, Cloudflare credentials."""
+    (PULUMI_BACKEND_URL / PULUMI_ACCESS_TOKEN; PULUMI_CONFIG_PASSPHRASE for a self-managed backend)
+    and, for `up`/`destroy`, Cloudflare credentials (CLOUDFLARE_API_TOKEN, as the provider reads it)."""
 
     def __init__(self, project_dir: Path, on_output: Callable[[str], None] = print) -> None:
         from pulumi import automation as auto
 
         self._auto = auto
         self._on_output = on_output
-        self.workspace = auto.LocalWorkspace(work_dir=str(project_dir))
+        tools = pulumi_tools(project_dir)
+        # The CLI starts the language host and Pulumi.yaml's toolchain (uv) by name: they must be
+        # found beside the CLI this workspace chose, not some other one on PATH.
+        path = os.pathsep.join([*(str(folder) for folder in tools.search_path), os.environ.get("PATH", "")])
+        self.workspace = auto.LocalWorkspace(
+            work_dir=str(project_dir),
+            pulumi_command=auto.PulumiCommand(root=str(tools.root) if tools.root else None),
+            env_vars={"PATH": path},
+        )
 
     def _stack(self, stack: str) -> Any:
         return self._auto.Stack.select(stack, self.workspace)
@@ -71,8 +82,9 @@ class AutomationWorkspace:
         # Not `LocalWorkspace.export_stack`: it always passes --show-secrets. `pulumi stack export`
         # without it leaves secrets encrypted (https://www.pulumi.com/docs/iac/cli/commands/pulumi_stack_export/),
         # and the guard needs only each resource's type, URN and `protect`.
+        command = self.workspace.pulumi_command.command
         result = subprocess.run(  # noqa: S603 - the pulumi CLI with arguments we build
-            export_command(stack),
+            [command, *export_command(stack)[1:]],
             cwd=self.workspace.work_dir,
             env={**os.environ, **(self.workspace.env_vars or {})},
             capture_output=True,
@@ -105,39 +117,53 @@ def export_command(stack: str) -> list[str]:
     return ["pulumi", "stack", "export", "--stack", stack]
 
 
-class CloudflareUsage:
-    """Counts from the Cloudflare API (what really is in the account, whoever made it)."""
+class PulumiTools:
+    """Where the CLI is: `root` (a folder with `bin/pulumi`) or None for PATH, and the folders the
+    CLI's own children (language host, uv) are looked up in first."""
 
-    ENDPOINTS: Mapping[str, str] = {
-        "service_tokens": "access/service_tokens",
-        "access_apps": "access/apps",
-        "identity_providers": "access/identity_providers",
+    def __init__(self, root: Path | None, search_path: list[Path]) -> None:
+        self.root = root
+        self.search_path = search_path
+
+
+def pulumi_tools(project_dir: Path) -> PulumiTools:
+    """The project's `.tools/bin/pulumi` (what `./dev setup` links) when there is one, else `pulumi`
+    on PATH; a clear error when there is neither."""
+    tools = project_dir / ".tools"
+    if (tools / "bin" / "pulumi").exists():
+        return PulumiTools(tools, [tools / "bin", tools / "bootstrap" / "bin"])
+    if shutil.which("pulumi") is None:
+        raise FileNotFoundError(
+            f"no Pulumi CLI: neither {tools / 'bin' / 'pulumi'} (run ./dev setup) nor `pulumi` on PATH"
+        )
+    return PulumiTools(None, [])
+
+
+class CloudflareUsage:
+    """Counts from the Cloudflare API (what really is in the account, whoever made it), through the
+    official client: CLOUDFLARE_BASE_URL moves it off api.cloudflare.com as it moves the provider."""
+
+    LISTS: Mapping[str, Callable[[Any], Any]] = {
+        "service_tokens": lambda client: client.zero_trust.access.service_tokens,
+        "access_apps": lambda client: client.zero_trust.access.applications,
+        "identity_providers": lambda client: client.zero_trust.identity_providers,
     }
 
-    def __init__(
-        self,
-        account_id: str,
-        token: str,
-        fetch: Callable[[str, Mapping[str, str]], dict[str, Any]] | None = None,
-    ) -> None:
+    def __init__(self, account_id: str, token: str, client: Any = None) -> None:
+        from cloudflare import Cloudflare
+
         self.account_id = account_id
-        self.token = token
-        self.fetch = fetch or _fetch_json
+        self.client = client or Cloudflare(api_token=token, max_retries=0, timeout=30)
 
     def in_use(self) -> dict[str, int]:
         counts = {}
-        for kind, path in self.ENDPOINTS.items():
-            url = f"https://api.cloudflare.com/client/v4/accounts/{self.account_id}/{path}?per_page=1"
-            body = self.fetch(url, {"Authorization": f"Bearer {self.token}"})
-            info = body.get("result_info") or {}
-            counts[kind] = int(info.get("total_count", len(body.get("result") or [])))
+        for kind, resource in self.LISTS.items():
+            page = resource(self.client).list(account_id=self.account_id, per_page=50)
+            # The API's `result_info.total_count` (not a declared field of the client's page model);
+            # without it, every page is read.
+            total = getattr(page.result_info, "total_count", None)
+            counts[kind] = int(total) if total is not None else sum(1 for _ in page)
         return counts
-
-
-def _fetch_json(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
-    request = urllib.request.Request(url, headers=dict(headers))  # noqa: S310 - fixed https API host
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        return dict(json.loads(response.read().decode()))
 
 
 class StateUsage:

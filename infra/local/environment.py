@@ -19,12 +19,13 @@ from pathlib import Path
 from rich.console import Console
 
 from infra.airflow.kubernetes_plan import TRIGGER_PASSWORD_ENV
+from infra.airflow.trigger_account import account_command
 from infra.build.artifacts import write_build
 from infra.config.loader import PROJECT_ROOT, LoadedStack
 from infra.local import health
 from infra.local.plan import (
-    AIRFLOW_ADMIN,
     NODE,
+    TRIGGER_PASSWORD_SECRET,
     Component,
     LocalPlan,
     Ports,
@@ -40,7 +41,7 @@ DEFAULT_STATE_DIR = PROJECT_ROOT / ".state" / "local"
 AIRFLOW_BIN = Path(sys.executable).parent / "airflow"
 GROUP_ORDER = ("identity", "upstreams", "airflow", "gateways")
 ACCOUNT_MARKER = "airgate-trigger-account.sha256"
-"""In the Airflow home: the digest of the user and password the trigger account was last set to."""
+"""In the Airflow home: the digest of the command and password the trigger account was last set with."""
 STARTUP_TIMEOUT = {"identity": 30.0, "upstreams": 15.0, "airflow": 120.0, "gateways": 60.0}
 HINTS = {
     "oidc": "the OpenID provider runs on Node 22 from node_modules: run ./dev setup",
@@ -162,24 +163,27 @@ def up(loaded: LoadedStack, state_dir: Path, console: Console, *, free: bool = F
 def _ensure_trigger_account(
     plan: LocalPlan, airflow_env: dict[str, str], console: Console, *, new_database: bool
 ) -> None:
-    """Makes the trigger gateway's Airflow account exist with the local password. The password lives
-    in the state folder and rarely changes, and setting it starts Airflow once more (seconds): skipped
-    while the marker says this database already has this user with this password."""
-    password = plan.secrets["airflow-admin-password"]
+    """Makes the trigger gateway's Airflow account what the bootstrap Job makes it on Kubernetes, by
+    the same command (infra/airflow/trigger_account.py). The password lives in the state folder and
+    rarely changes, and the command starts Airflow once more (seconds): skipped while the marker says
+    this database already has this account, with this password, made by this program."""
+    username = plan.trigger_account
+    password = plan.secrets[TRIGGER_PASSWORD_SECRET]
+    command = account_command(username, TRIGGER_PASSWORD_ENV, python=sys.executable)
     marker = Path(airflow_env["AIRFLOW_HOME"]) / ACCOUNT_MARKER
-    wanted = hashlib.sha256(f"{AIRFLOW_ADMIN}\0{password}".encode()).hexdigest()
+    wanted = hashlib.sha256("\0".join([*command[1:], password]).encode()).hexdigest()
     if not new_database and marker.exists() and marker.read_text() == wanted:
         return
     with console.status("preparing the trigger gateway's Airflow account"):
-        account = subprocess.run(  # noqa: S603 - our venv's python
-            [sys.executable, "-m", "infra.local.airflow_users", AIRFLOW_ADMIN],
+        account = subprocess.run(  # noqa: S603 - our venv's python, our program
+            command,
             env={**os.environ, **airflow_env, TRIGGER_PASSWORD_ENV: password},
             capture_output=True,
             text=True,
         )
     if account.returncode != 0:
         raise LocalStartError(
-            "creating the trigger gateway's Airflow account failed",
+            f"creating the trigger gateway's Airflow account {username!r} failed",
             "airflow-api-server",
             (account.stdout + account.stderr)[-3000:],
         )

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from infra.airflow.kubernetes_plan import FAB_AUTH_MANAGER
 from infra.airflow.sign_in import CALLBACK_PATH, CLIENT_SECRET_ENV, SIGN_IN_SETTINGS_ENV, plan_sign_in
-from infra.build.bindings import identity_document, upstream_document
+from infra.airflow.trigger_account import trigger_account_name
+from infra.build.bindings import AIRFLOW_PASSWORD_BINDING, identity_document, upstream_document
 from infra.config.loader import PROJECT_ROOT, LoadedStack
 from infra.config.model import StackConfig
 
@@ -25,8 +26,10 @@ NODE = PROJECT_ROOT / "node_modules" / ".bin" / "node"
 LOCAL_DIR = PROJECT_ROOT / "local_services"
 DAGS_DIR = PROJECT_ROOT / "dags"
 GATEWAY_BASE_PORT = 9601
-AIRFLOW_ADMIN = "admin"
-"""The trigger gateway's Airflow account (a machine; role User). People sign in through the provider."""
+TRIGGER_PASSWORD_SECRET = "airflow-trigger-password"  # noqa: S105 - the name of a generated secret
+"""The local password of the trigger gateway's Airflow account (infra/airflow/trigger_account.py: the
+same account, role and program as on Kubernetes). People sign in through the provider; no one else
+has an Airflow password."""
 AIRFLOW_UI_CLIENT_ID = "airgate-local-airflow-ui"
 """The OAuth client Airflow's UI signs people in with (authorization code + PKCE, with a secret)."""
 AIRFLOW_WEBSERVER_CONFIG = Path(__file__).resolve().parent / "airflow_webserver_config.py"
@@ -126,7 +129,7 @@ def secret_names(stack: StackConfig) -> list[str]:
             if gateway.upstream.credential is not None
         }
     )
-    return [*names, "airflow-admin-password", "airflow-ui-client-secret", LOCAL_ADMIN_SECRET]
+    return [*names, TRIGGER_PASSWORD_SECRET, "airflow-ui-client-secret", LOCAL_ADMIN_SECRET]
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ class LocalPlan:
     gateways_config: dict[str, object]
     secrets: dict[str, str]
     """The generated local secrets (from state/secrets.json); never printed."""
+    trigger_account: str
+    """The Airflow account the trigger gateway signs in as (the stack's `airflow.trigger_api_user`)."""
 
     def gateway_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports.gateways[name]}"
@@ -280,6 +285,7 @@ def plan_local(
         },
         "token_ttl_seconds": 600,
     }
+    trigger_account = trigger_account_name(stack)
     gateways: list[dict[str, object]] = []
     for name in sorted(stack.gateways):
         gateway = stack.gateways[name]
@@ -289,8 +295,8 @@ def plan_local(
         if gateway.upstream.credential is not None:
             gateway_secrets["UPSTREAM_CREDENTIAL"] = secrets[gateway.upstream.credential.secret]
         if gateway.kind == "dag_trigger":
-            variables["AIRFLOW_USERNAME"] = AIRFLOW_ADMIN
-            gateway_secrets["AIRFLOW_PASSWORD"] = secrets["airflow-admin-password"]
+            variables["AIRFLOW_USERNAME"] = trigger_account
+            gateway_secrets[AIRFLOW_PASSWORD_BINDING] = secrets[TRIGGER_PASSWORD_SECRET]
         gateways.append(
             {
                 "name": name,
@@ -323,4 +329,5 @@ def plan_local(
         oidc_config=oidc_config,
         gateways_config=gateways_config,
         secrets=secrets,
+        trigger_account=trigger_account,
     )

@@ -1,5 +1,5 @@
 """Generates the local environment's secrets once and keeps them in the state folder (mode 0600):
-OIDC client secrets, upstream credentials, Airflow's admin password. Never printed whole."""
+OIDC client secrets, upstream credentials, the trigger gateway's Airflow password. Never printed whole."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Which input changes make a provider replace a resource rather than update it, per resource kind.
 
 One table, read by `airgate diff` (a replacement of a protected or data-holding resource is
-critical) and by the lifecycle tests' engine (a replacement is a delete + create against the API
-stand-in). Pulumi-free, so both can import it.
+critical) and by the provider plugins the engine tiers run where the real provider cannot be built
+(local_services/providers: their Diff answers the engine from it). Pulumi-free, so both can import it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,25 @@ REPLACE_ON: dict[str, frozenset[str]] = {
     "ZeroTrustTunnelCloudflaredConfig": frozenset({"accountId", "tunnelId"}),
     "DnsRecord": frozenset({"zoneId", "type"}),
     "LogpushJob": frozenset({"accountId", "zoneId", "dataset"}),
+    # pulumi-random: every input forces a new value (terraform-provider-random: each attribute of
+    # random_password and random_bytes is RequiresReplace).
+    "RandomPassword": frozenset(
+        {
+            "length",
+            "special",
+            "upper",
+            "lower",
+            "numeric",
+            "number",
+            "minLower",
+            "minUpper",
+            "minNumeric",
+            "minSpecial",
+            "overrideSpecial",
+            "keepers",
+        }
+    ),
+    "RandomBytes": frozenset({"length", "keepers"}),
     "Namespace": frozenset({"metadata.name"}),
     "Service": frozenset({"metadata.name", "metadata.namespace"}),
 }

@@ -25,8 +25,6 @@ from infra.plan.mocks import AirgateMocks
 from infra.plan.runner import Recording, RecordingMonitor, _resolve, plan_config
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = Path(__file__).resolve().parent / "chart_schema" / "values.schema.subset.json"
-"""The chart values schema subset the repository carries (chart_schema/README.md says its source)."""
 AUTH_PACKAGE = ROOT / "airflow_gateway_auth"
 DAGS = ROOT / "dags"
 

@@ -1,8 +1,8 @@
 """Real Airflow 3.3 on a fresh metadata database (sqlite in a temporary AIRFLOW_HOME), configured with
 the `[core]` settings airgate hands the chart: granted DAGs are unpaused the moment they are parsed
 (no manual step before the first triggered run starts; Airflow's own default would leave them
-paused), and the identity bootstrap Job's exact command line is idempotent and applies a rotated
-password."""
+paused), and the identity bootstrap Job's exact command line is idempotent, applies a rotated
+password and leaves the trigger account with exactly the User role."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from infra.airflow.connections import plan_connections
 from infra.airflow.jobs_plan import bootstrap_args
 from infra.airflow.kubernetes_plan import TRIGGER_PASSWORD_ENV, plan_helm_values
 from infra.config.loader import load_stack
+from tests.airflow.accounts import account, probe, tamper
 from tests.airflow.conftest import DAGS, ROOT
 
 pytestmark = pytest.mark.slow
@@ -102,46 +103,47 @@ def test_granted_dags_are_unpaused_on_a_fresh_database(deployed: dict[str, str])
     assert [run["state"] for run in runs] == ["queued"]
 
 
-def matching_passwords(env: dict[str, str], username: str, *candidates: str) -> list[str]:
-    """Which of `candidates` the user's stored password hash accepts (one Airflow start)."""
-    probe = (
-        "import sys\n"
-        "from werkzeug.security import check_password_hash\n"
-        "from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder\n"
-        "with get_application_builder() as appbuilder:\n"
-        "    user = appbuilder.sm.find_user(username=sys.argv[1])\n"
-        "    print('ROLES', ','.join(r.name for r in user.roles))\n"
-        "    for candidate in sys.argv[2:]:\n"
-        "        if check_password_hash(user.password, candidate):\n"
-        "            print('MATCH', candidate)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe, username, *candidates],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "ROLES User" in result.stdout, result.stdout
-    return [line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("MATCH ")]
-
-
-def test_the_bootstrap_job_is_idempotent_and_applies_a_rotated_password(deployed: dict[str, str]) -> None:
+def test_the_bootstrap_job_is_idempotent_and_applies_a_rotated_password(
+    deployed: dict[str, str], tmp_path: Path
+) -> None:
     settings = load_stack("prod").config.airflow
     assert settings is not None
     args = bootstrap_args(settings)
-    assert args[0] == "bash"
+    assert args[:2] == ["python", "-c"]  # the image's entrypoint runs `python ...` as given
+    user = settings.trigger_api_user
 
-    def run_job(password: str) -> None:
+    def run_job(password: str) -> str:
         env = {**deployed, TRIGGER_PASSWORD_ENV: password, "PATH": f"{BIN}{os.pathsep}{deployed['PATH']}"}
-        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
+        # Away from the repository, as in the image: the program must not need airgate's own code.
+        result = subprocess.run(
+            args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+        )
         assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+        return result.stdout
 
     first, rotated = "first-password-value", "rotated-password-value"
-    run_job(first)
-    assert matching_passwords(deployed, settings.trigger_api_user, first, rotated) == [first]
-    # What a replaced Job does after a rotation: the user exists (create is a no-op, the script
-    # goes on), and the new password applies.
+    assert f"{user}: created with role User" in run_job(first)
+    assert account(deployed, user, first, rotated) == (["User"], [first])
+    # What a replaced Job does after a rotation: the account exists, and the new password applies.
     run_job(rotated)
-    assert matching_passwords(deployed, settings.trigger_api_user, first, rotated) == [rotated]
+    assert account(deployed, user, first, rotated) == (["User"], [rotated])
+
+
+def test_the_bootstrap_job_takes_back_a_role_added_by_hand_and_leaves_a_deactivation(
+    deployed: dict[str, str], tmp_path: Path
+) -> None:
+    settings = load_stack("prod").config.airflow
+    assert settings is not None
+    user, password = settings.trigger_api_user, "a-password-value"
+    env = {**deployed, TRIGGER_PASSWORD_ENV: password, "PATH": f"{BIN}{os.pathsep}{deployed['PATH']}"}
+    args = bootstrap_args(settings)
+    subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, timeout=300, check=True)
+    tamper(deployed, user)
+    assert probe(deployed, user)["ROLES"] == ["Admin", "User"]
+    again = subprocess.run(
+        args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "roles ['Admin', 'User'] -> [User]" in again.stdout
+    assert "the account is deactivated" in again.stdout
+    found = probe(deployed, user, password)
+    assert (found["ROLES"], found["ACTIVE"], found["MATCH"]) == (["User"], ["False"], [password])

@@ -101,7 +101,11 @@ def test_the_api_server_gets_the_config_its_secret_and_the_public_scheme() -> No
     assert env["name"] == CLIENT_SECRET_ENV
     assert env["valueFrom"]["secretKeyRef"]["name"] == plan.kubernetes.secret_names.sign_in
     assert values["config"]["fab"] == {"enable_proxy_fix": "True"}
-    assert values["apiServer"]["defaultUser"] == {"enabled": False}  # no chart-made password account
+    assert values["createUserJob"] == {
+        "enabled": False,
+        "serviceAccount": {"create": False},
+    }  # no chart-made password account
+    assert "defaultUser" not in values["apiServer"]  # the release's schema refuses it
 
 
 def test_someone_refused_is_told_their_groups_and_the_groups_that_would_give_a_role() -> None:

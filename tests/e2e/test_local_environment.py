@@ -5,6 +5,7 @@ trigger with an idempotency key, the sample DAG, then `airgate down` leaving no 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -17,8 +18,9 @@ import pytest
 from infra.config.loader import PROJECT_ROOT, load_stack
 from infra.local import demo
 from infra.local.environment import prepare
-from infra.local.plan import OTHER_AUDIENCE, LocalPlan
+from infra.local.plan import OTHER_AUDIENCE, TRIGGER_PASSWORD_SECRET, LocalPlan
 from infra.local.processes import Supervisor
+from tests.airflow.accounts import probe
 
 pytestmark = pytest.mark.slow
 AIRGATE = PROJECT_ROOT / ".venv" / "bin" / "airgate"
@@ -147,16 +149,25 @@ def test_token_for_another_audience_is_401(environment: Environment) -> None:
     assert answer.status == 401
 
 
-def airflow_runs(environment: Environment, dag_id: str) -> list[dict[str, object]]:
-    password = environment.secrets["airflow-admin-password"]
+def gateway_account_token(environment: Environment) -> str:
+    """An Airflow API token for the trigger gateway's own account (the only password account)."""
     login = demo.http(
-        "POST", environment.plan.airflow_url + "/auth/token", body={"username": "admin", "password": password}
+        "POST",
+        environment.plan.airflow_url + "/auth/token",
+        body={
+            "username": environment.plan.trigger_account,
+            "password": environment.secrets[TRIGGER_PASSWORD_SECRET],
+        },
     )
-    token = login.body["access_token"]
+    assert login.status == 201, login.body
+    return str(login.body["access_token"])
+
+
+def airflow_runs(environment: Environment, dag_id: str) -> list[dict[str, object]]:
     answer = demo.http(
         "GET",
-        environment.plan.airflow_url + f"/api/v2/dags/{dag_id}/dagRuns",
-        headers={"authorization": f"Bearer {token}"},
+        environment.plan.airflow_url + f"/api/v2/dags/{dag_id}/dagRuns?limit=100",
+        headers={"authorization": f"Bearer {gateway_account_token(environment)}"},
     )
     assert answer.status == 200, answer.body
     return list(answer.body["dag_runs"])
@@ -176,6 +187,107 @@ def test_trigger_twice_with_one_idempotency_key_starts_one_run(environment: Envi
     assert second.status == first.status
     assert second.body == first.body
     assert len(airflow_runs(environment, "refresh_dashboards")) == before + 1
+
+
+def trigger_as(environment: Environment, client: str, body: dict[str, object]) -> demo.HttpAnswer:
+    url = environment.plan.gateway_url("trigger") + "/dags/refresh_dashboards/runs"
+    return demo.http("POST", url, headers={"authorization": f"Bearer {environment.token(client)}"}, body=body)
+
+
+def decision_line(environment: Environment, request_id: str) -> dict[str, object]:
+    log = Supervisor(environment.plan.state_dir).log_file("gateways")
+    assert demo.wait_for_line(log, request_id)
+    [line] = [r for r in demo.decision_lines(log) if r.get("request_id") == request_id]
+    return line
+
+
+def runs_of(environment: Environment, dag_id: str, subject: str) -> list[dict[str, object]]:
+    """README "Who triggered a run": the runs the gateway started for `subject` (their id prefix)."""
+    prefix = f"airgate__{hashlib.sha256(subject.encode()).hexdigest()[:16]}__"
+    answer = demo.http(
+        "GET",
+        f"{environment.plan.airflow_url}/api/v2/dags/{dag_id}/dagRuns"
+        f"?run_id_prefix_pattern={prefix}&limit=100",
+        headers={"authorization": f"Bearer {gateway_account_token(environment)}"},
+    )
+    assert answer.status == 200, answer.body
+    return list(answer.body["dag_runs"])
+
+
+def test_a_run_names_its_caller_in_airflow_and_leads_to_the_decision_line_and_back(
+    environment: Environment,
+) -> None:
+    started = trigger_as(environment, "ai-agent", {"conf": {"dashboard": "revenue"}})
+    assert started.status == 200, started.body
+    request_id = started.headers["x-request-id"]
+    run_id = str(started.body["dag_run_id"])
+    # Airflow's own record, read from Airflow's API.
+    answer = demo.http(
+        "GET",
+        environment.plan.airflow_url + f"/api/v2/dags/refresh_dashboards/dagRuns/{run_id}",
+        headers={"authorization": f"Bearer {gateway_account_token(environment)}"},
+    )
+    assert answer.status == 200, answer.body
+    run = answer.body
+    assert run["note"] == (
+        "Triggered by OIDC client `ai-agent` through airgate gateway trigger (local), "
+        f"request_id {request_id}"
+    )
+    assert run["triggering_user_name"] == "airgate-trigger"
+    # Run → decision line: the note's request id.
+    line = decision_line(environment, str(run["note"]).rsplit("request_id ", 1)[1])
+    assert (line["subject"], line["decision"], line["method"], line["path"]) == (
+        "ai-agent",
+        "allow",
+        "POST",
+        "/dags/refresh_dashboards/runs",
+    )
+    # Decision line → run: the subject's run-id prefix, then the note naming the line's request id.
+    mine = runs_of(environment, "refresh_dashboards", str(line["subject"]))
+    found = [r for r in mine if f"request_id {line['request_id']}" in str(r["note"])]
+    assert [r["dag_run_id"] for r in found] == [run_id]
+    # Airflow lets a User edit a note later; the run id, and the subject's hash in it, never changes.
+    edited = demo.http(
+        "PATCH",
+        environment.plan.airflow_url + f"/api/v2/dags/refresh_dashboards/dagRuns/{run_id}?update_mask=note",
+        headers={"authorization": f"Bearer {gateway_account_token(environment)}"},
+        body={"note": "Triggered by person `someone-else`"},
+    )
+    assert edited.status == 200, edited.body
+    assert edited.body["note"] == "Triggered by person `someone-else`"
+    assert run_id in {r["dag_run_id"] for r in runs_of(environment, "refresh_dashboards", "ai-agent")}
+    assert run_id not in {r["dag_run_id"] for r in runs_of(environment, "refresh_dashboards", "someone-else")}
+
+
+def test_a_callers_own_note_does_not_replace_the_gateways(environment: Environment) -> None:
+    before = {r["dag_run_id"] for r in runs_of(environment, "refresh_dashboards", "ai-agent")}
+    note = "Triggered by person `platform-admin`"
+    forged = trigger_as(environment, "ai-agent", {"conf": {"dashboard": "revenue"}, "note": note})
+    assert forged.status == 422, forged.body
+    assert "note is written by the gateway" in forged.body["detail"]
+    assert decision_line(environment, forged.headers["x-request-id"])["reason"] == "invalid_body"
+    assert {r["dag_run_id"] for r in runs_of(environment, "refresh_dashboards", "ai-agent")} == before
+
+
+def test_the_gateways_airflow_account_is_exactly_a_user(environment: Environment) -> None:
+    airflow_env = {**os.environ, **next(c.env for c in environment.plan.components if c.group == "airflow")}
+    found = probe(airflow_env, environment.plan.trigger_account)
+    assert environment.plan.trigger_account == "airgate-trigger"
+    assert found["ROLES"] == ["User"]
+    assert "admin" not in found["USERS"]
+    # With the gateway's own credentials: user administration (Admin only) is refused.
+    token = gateway_account_token(environment)
+    users = environment.plan.airflow_url + "/auth/fab/v1/users"
+    headers = {"authorization": f"Bearer {token}"}
+    assert demo.http("GET", users, headers=headers).status == 403
+    escalate = demo.http(
+        "PATCH",
+        f"{users}/airgate-trigger?update_mask=roles",
+        headers=headers,
+        body={"roles": [{"name": "Admin"}]},
+    )
+    assert escalate.status == 403, escalate.body
+    assert probe(airflow_env, environment.plan.trigger_account)["ROLES"] == ["User"]
 
 
 def test_sample_dag_tasks_went_through_the_gateways(environment: Environment) -> None:

@@ -2,8 +2,9 @@
 in memory, every call logged, so tests can assert what would have been done to a real backend.
 
 Given the stacks folder, `set_secret` also rewrites the stack file as `pulumi config set` does: it
-re-serialises every value, and a null comes back as "" (pulumi/pulumi#19483), so a stack file that
-holds a null no longer loads after the first secret is set, as on a real backend."""
+re-serialises every value, and a top-level null comes back as "" (pulumi/pulumi#19483; the engine
+tier checks it against the real CLI), so such a stack file no longer loads after the first secret
+is set, as on a real backend."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class RecordingWorkspace:
         if self.stacks_dir is not None:
             path = self.stacks_dir / f"Pulumi.{stack}.yaml"
             document = yaml.safe_load(path.read_text()) if path.exists() else {}
-            config = {k: as_pulumi_stores(v) for k, v in (document.get("config") or {}).items()}
+            config = as_pulumi_stores(dict(document.get("config") or {}))
             config[key] = {"secure": f"v1:{len(value)}:ciphertext"}
             path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
 
@@ -95,12 +96,8 @@ class FixedUsage:
         return dict(self.counts)
 
 
-def as_pulumi_stores(value: Any) -> Any:
-    """A config value after `pulumi config set` rewrote the file: a null is stored as ""."""
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return {key: as_pulumi_stores(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [as_pulumi_stores(item) for item in value]
-    return value
+def as_pulumi_stores(config: dict[str, Any]) -> dict[str, Any]:
+    """A stack file's config after `pulumi config set` rewrote it: a top-level null is stored as ""
+    and nested ones stay null, as the real CLI does it
+    (`tests/engine/test_test_stacks.py::test_pulumi_config_set_stores_a_top_level_null_as_empty`)."""
+    return {key: "" if value is None else value for key, value in config.items()}

@@ -1,5 +1,9 @@
 """Ephemeral pull-request stacks: derived names never collide, TTLs are recorded, caps are checked
-before anything is created, and protected stacks can never be destroyed or swept by this path."""
+before anything is created, and protected stacks can never be destroyed or swept by this path.
+
+These are the decisions, over a recording stand-in for the workspace: orderings, refusals and
+failures the real CLI cannot reach quickly (a half-failed `up`, a destroy that fails, 48 tokens in
+use). What the real CLI and backend do is `tests/engine/test_test_stacks.py`."""
 
 from __future__ import annotations
 
@@ -166,14 +170,6 @@ def test_test_stacks_are_never_derived_from_prod_or_another_pr(
 # --- destroy and the guard ---
 
 
-def test_destroy_removes_an_ephemeral_stack(stacks_dir: Path, planner: Any) -> None:
-    workspace = RecordingWorkspace()
-    run_create(workspace, stacks_dir, planner)
-    destroy(workspace, "pr-42", stacks_dir)
-    assert workspace.mutations()[-2:] == [("destroy", "pr-42"), ("remove_stack", "pr-42")]
-    assert not (stacks_dir / "Pulumi.pr-42.yaml").exists()
-
-
 def test_destroy_regenerates_a_missing_stack_file_from_the_base_tag(stacks_dir: Path, planner: Any) -> None:
     workspace = RecordingWorkspace()
     run_create(workspace, stacks_dir, planner)
@@ -331,18 +327,9 @@ def test_airflow_is_shared_unless_asked_for_then_renamed(stacks_dir: Path, plann
     assert derived.gateways["trigger"].upstream.url == "https://pr-12-airflow-api.dev.acme-data.com"
 
 
-def test_usage_comes_from_the_cloudflare_api_when_a_token_is_there() -> None:
-    from infra.ephemeral.workspace import CloudflareUsage, StateUsage
+def test_without_cloudflare_credentials_usage_is_counted_from_every_stacks_state() -> None:
+    """The Cloudflare API side (`CloudflareUsage`) runs against the emulator in the engine tier."""
+    from infra.ephemeral.workspace import StateUsage
 
-    asked: list[tuple[str, str]] = []
-
-    def fetch(url: str, headers: Any) -> dict[str, Any]:
-        asked.append((url, headers["Authorization"]))
-        return {"result": [{}], "result_info": {"total_count": 41 if "service_tokens" in url else 7}}
-
-    usage = CloudflareUsage("a" * 32, "cf-token", fetch).in_use()
-    assert usage == {"service_tokens": 41, "access_apps": 7, "identity_providers": 7}
-    assert all(url.startswith("https://api.cloudflare.com/client/v4/accounts/") for url, _ in asked)
-    assert {auth for _, auth in asked} == {"Bearer cf-token"}
     state = RecordingWorkspace({"dev": FakeStack(resources=[{"type": TOKEN_TYPE}] * 3), "pr-1": FakeStack()})
     assert StateUsage(state).in_use()["service_tokens"] == 3

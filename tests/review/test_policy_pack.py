@@ -1,21 +1,28 @@
 """The CrossGuard pack runs the same rules as `airgate lint`: given the engine's view of the same
-resources (proxied props, unknowns during preview, secrets unwrapped), it reports the same errors."""
+resources (proxied props, unknowns during preview, secrets unwrapped), it reports the same errors.
+
+These build that view by hand to reach cases a preview of the example stacks never shows (a wholly
+unknown list, every rule broken at once); `tests/engine/test_policy_pack.py` runs the pack under
+the real engine."""
 
 from __future__ import annotations
 
 import json
-import runpy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
-from pulumi_policy import PolicyResource, PolicyResourceOptions, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyResource,
+    PolicyResourceOptions,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from infra.config.loader import PROJECT_ROOT
 from infra.rules import RULES, RuleConfig, evaluate
-from policy_pack.airgate_pack import PACK_NAME, plan_from_engine, policies
+from policy_pack.airgate_pack import plan_from_engine, policies
 from tests.review.conftest import resource
 
 PlanOf = Callable[[str], dict[str, Any]]
@@ -79,8 +86,20 @@ def engine_ready(plan: dict[str, Any]) -> dict[str, Any]:
     return plan
 
 
-def test_the_pack_has_one_mandatory_policy_per_rule() -> None:
-    assert [p.name for p in policies()] == [rule.id for rule in RULES]
+def test_each_rule_is_a_mandatory_policy_for_its_errors_and_an_advisory_one_for_its_warnings() -> None:
+    levels = {p.name: p.enforcement_level for p in policies()}
+    for rule in RULES:
+        assert levels.pop(rule.id) is EnforcementLevel.MANDATORY
+        assert levels.pop(f"{rule.id}-advisory") is EnforcementLevel.ADVISORY
+    assert levels == {"review-exceptions": EnforcementLevel.ADVISORY}
+
+
+def test_a_warning_is_advice_and_the_same_finding_in_prod_blocks(plan_of: PlanOf) -> None:
+    """`no-bypass-in-prod` warns outside prod: only its advisory policy reports it there."""
+    for stack, reported in (("staging", "no-bypass-in-prod-advisory"), ("prod", "no-bypass-in-prod")):
+        plan = plan_of(stack)
+        resource(plan, "identity-ci-machines")["inputs"]["decision"] = "bypass"
+        assert set(run_pack(plan)) == {reported}
 
 
 def test_the_example_prod_stack_passes_the_pack(plan_of: PlanOf) -> None:
@@ -182,14 +201,3 @@ def break_every_grant_rule(plan: dict[str, Any]) -> None:
 def test_pack_config_tunes_the_rules(plan_of: PlanOf) -> None:
     pack = run_pack(engine_ready(plan_of("prod")), {"max_service_token_hours": 1000})
     assert len(pack["service-token-duration"]) == 3  # airflow-worker, ai-agent, the trigger's own
-
-
-def test_the_entry_point_builds_a_valid_pack(monkeypatch: pytest.MonkeyPatch) -> None:
-    built: dict[str, Any] = {}
-    import pulumi_policy
-
-    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: built.update(kwargs))
-    runpy.run_path(str(PROJECT_ROOT / "policy_pack" / "__main__.py"), run_name="__main__")
-    assert built["name"] == PACK_NAME and len(built["policies"]) == len(RULES)
-    settings = yaml.safe_load((PROJECT_ROOT / "policy_pack" / "PulumiPolicy.yaml").read_text())
-    assert settings["runtime"]["name"] == "python"

@@ -2,15 +2,12 @@
 
 - `DecisionEdge`: gateways answering `GET /.airgate/decision` as the Worker's decision endpoint
   does (contract in infra/verify/run.py), from the compiled policy, with deliberately broken modes.
-- `KVApi`: the Workers KV REST API for values (https://developers.cloudflare.com/api/resources/kv/
-  subresources/namespaces/subresources/values/): Bearer token required, key names URL-encoded in the
-  path, GET of a missing key → 404 with error code 10009, PUT takes a multipart/form-data `value`.
+
+The Cloudflare API has its own emulator (local_services/cloudflare_api), checked by the official client.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 import threading
 import urllib.parse
@@ -98,89 +95,3 @@ def decision_handler(
             return _reply(self, 200, body)
 
     return Decision
-
-
-class KVApi:
-    def __init__(self, token: str, account: str, namespaces: list[str]) -> None:
-        self.token = token
-        self.account = account
-        self.values: dict[str, dict[str, str]] = {ns: {} for ns in namespaces}
-        self.writes = 0
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _target(self) -> tuple[dict[str, str], str] | None:
-                if self.headers.get("authorization") != f"Bearer {api.token}":
-                    _reply(
-                        self,
-                        403,
-                        {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]},
-                    )
-                    return None
-                parts = self.path.split("/")
-                # /client/v4/accounts/<a>/storage/kv/namespaces/<ns>/values/<key>
-                if (
-                    len(parts) != 11
-                    or parts[3] != "accounts"
-                    or parts[4] != api.account
-                    or parts[9] != "values"
-                ):
-                    _reply(self, 404, {"success": False, "errors": [{"code": 7003, "message": "No route"}]})
-                    return None
-                if parts[8] not in api.values:
-                    _reply(
-                        self,
-                        404,
-                        {"success": False, "errors": [{"code": 10013, "message": "namespace not found"}]},
-                    )
-                    return None
-                return api.values[parts[8]], urllib.parse.unquote(parts[10])
-
-            def do_GET(self) -> None:
-                target = self._target()
-                if target is None:
-                    return
-                store, key = target
-                if key not in store:
-                    return _reply(
-                        self,
-                        404,
-                        {"success": False, "errors": [{"code": 10009, "message": "get: 'key not found'"}]},
-                    )
-                return _reply(self, 200, store[key].encode())
-
-            def do_PUT(self) -> None:
-                target = self._target()
-                if target is None:
-                    return
-                store, key = target
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                kind = self.headers.get("content-type", "")
-                if not kind.startswith("multipart/form-data"):
-                    return _reply(
-                        self,
-                        400,
-                        {"success": False, "errors": [{"code": 10001, "message": "expected multipart"}]},
-                    )
-                message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                    f"content-type: {kind}\r\n\r\n".encode() + body
-                )
-                values = [
-                    p
-                    for p in message.iter_parts()
-                    if p.get_param("name", header="content-disposition") == "value"
-                ]
-                if len(values) != 1:
-                    return _reply(
-                        self, 400, {"success": False, "errors": [{"code": 10001, "message": "no value part"}]}
-                    )
-                store[key] = values[0].get_payload(decode=True).decode()
-                api.writes += 1
-                return _reply(self, 200, {"success": True, "errors": [], "messages": [], "result": {}})
-
-        return Handler

@@ -1,16 +1,21 @@
 // The DAG trigger gateway (local stack, `trigger`) against a stand-in for Airflow 3's REST API:
 // DAG grants, conf schemas (422 before Airflow sees anything), idempotency (20 concurrent triggers
-// → one DAG run), the Worker-held Airflow credential, and Durable Object failure.
+// → one DAG run), the Worker-held Airflow credential, Durable Object failure, and the note that
+// names the caller in Airflow's own record of every run.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, streamWithoutEnding, airflowRuns,
 } from "./helpers.mjs";
+import { identify } from "../../worker_templates/lib/identity.js";
+import { runNote } from "../../worker_templates/lib/dag_trigger.js";
 
 const AUDIENCE = "http://airgate.localhost";
-const PASSWORD = "airflow-admin-password-for-tests";
+const PASSWORD = "airflow-trigger-password-for-tests";
+const ACCOUNT = "airgate-trigger";
 let issuer, airflow, gateway, artifacts;
 const airflowState = { logins: 0, runs: [], tokens: new Set(), failNext: null, loginHeaders: null };
+const notes = new Map(); // dag_run_id → the note Airflow was given
 
 function b64(value) {
   return Buffer.from(JSON.stringify(value)).toString("base64url");
@@ -19,8 +24,9 @@ function b64(value) {
 // Airflow sees the gateway's run requests exactly as its API defines them.
 const dagRuns = airflowRuns(airflowState.runs, {
   onPost(body) {
-    assert.deepEqual(Object.keys(body).sort(), ["conf", "dag_run_id", "logical_date"]);
+    assert.deepEqual(Object.keys(body).sort(), ["conf", "dag_run_id", "logical_date", "note"]);
     assert.equal(body.logical_date, null);
+    if (!notes.has(body.dag_run_id)) notes.set(body.dag_run_id, body.note);
   },
 });
 
@@ -32,9 +38,9 @@ async function airflowHandler(req, res, record) {
   if (req.method === "POST" && record.path === "/auth/token") {
     const body = JSON.parse(record.body || "{}");
     airflowState.loginHeaders = record.headers;
-    if (body.username !== "admin" || body.password !== PASSWORD) return json(401, { detail: "bad login" });
+    if (body.username !== ACCOUNT || body.password !== PASSWORD) return json(401, { detail: "bad login" });
     airflowState.logins++;
-    const token = `${b64({ alg: "HS256" })}.${b64({ sub: "admin", exp: Math.floor(Date.now() / 1000) + 3600 })}.sig${airflowState.logins}`;
+    const token = `${b64({ alg: "HS256" })}.${b64({ sub: ACCOUNT, exp: Math.floor(Date.now() / 1000) + 3600 })}.sig${airflowState.logins}`;
     airflowState.tokens.add(token);
     return json(201, { access_token: token });
   }
@@ -55,7 +61,7 @@ before(async () => {
   airflow = await startUpstream("airflow");
   airflow.state.handler = airflowHandler;
   gateway = await startGateway(artifacts, {
-    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE }), AIRFLOW_USERNAME: "admin" },
+    vars: { ...pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE }), AIRFLOW_USERNAME: ACCOUNT },
     secrets: { AIRFLOW_PASSWORD: PASSWORD },
   });
 });
@@ -245,7 +251,7 @@ test("behind the tunnel's Access app, every Airflow call carries the Worker's ow
   const tunneled = await startGateway(artifacts, {
     vars: {
       ...pointAt(artifacts.wrangler, { issuer, upstream: airflow, audience: AUDIENCE }),
-      AIRFLOW_USERNAME: "admin",
+      AIRFLOW_USERNAME: ACCOUNT,
       UPSTREAM_ACCESS_CLIENT_ID: "trigger-worker.access",
     },
     secrets: { AIRFLOW_PASSWORD: PASSWORD, UPSTREAM_ACCESS_CLIENT_SECRET: "tunnel-secret" },
@@ -296,4 +302,83 @@ test("a refused DAG trigger does not spend the grantee's trigger bucket", async 
   for (const answer of refused) expectProblem(assert, answer, 403, "dag_not_granted");
   const granted = await trigger(agent, "refresh_dashboards", { conf: { dashboard: "retention" } });
   assert.equal(granted.status, 200, granted.text);
+});
+
+test("every run carries the gateway's note: subject, kind, gateway and the decision line's request id", async () => {
+  const cases = [
+    [{ sub: "ai-agent", client_id: "ai-agent", jti: "note" }, "refresh_dashboards", { conf: { dashboard: "revenue" } }, "OIDC client `ai-agent`"],
+    [{ sub: "de-note", groups: ["data-engineering"] }, "ingest_events", { conf: {} }, "person `de-note`"],
+  ];
+  for (const [claims, dag, body, who] of cases) {
+    const answer = await trigger(await as(claims), dag, body);
+    assert.equal(answer.status, 200, answer.text);
+    const requestId = answer.headers["x-request-id"];
+    assert.equal(answer.log.request_id, requestId);
+    assert.equal(
+      notes.get(answer.json.dag_run_id),
+      `Triggered by ${who} through airgate gateway trigger (local), request_id ${requestId}`,
+    );
+  }
+});
+
+test("a caller's own note is refused (422) and starts nothing", async () => {
+  const before = airflowState.runs.length;
+  const agent = await as({ sub: "ai-agent", client_id: "ai-agent", jti: "forged-note" });
+  for (const note of ["Triggered by person `platform-admin`", "", null]) {
+    const answer = await trigger(agent, "refresh_dashboards", { conf: { dashboard: "revenue" }, note });
+    expectProblem(assert, answer, 422, "invalid_body");
+    assert.match(answer.json.detail, /note is written by the gateway/);
+    assert.equal(answer.log.reason, "invalid_body");
+  }
+  assert.equal(airflowState.runs.length, before);
+});
+
+test("a retry with the same Idempotency-Key replays the run, whose note names the request that started it", async () => {
+  const headers = { ...(await as({ sub: "de-note-retry", groups: ["data-engineering"] })), "idempotency-key": "note-once" };
+  const first = await trigger(headers, "ingest_events", { conf: { day: "2026-12-01" } });
+  const again = await trigger(headers, "ingest_events", { conf: { day: "2026-12-01" } });
+  assert.equal(first.status, 200, first.text);
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.headers["idempotent-replayed"], "true");
+  assert.equal(again.json.dag_run_id, first.json.dag_run_id);
+  assert.notEqual(again.headers["x-request-id"], first.headers["x-request-id"]);
+  assert.ok(notes.get(first.json.dag_run_id).endsWith(`request_id ${first.headers["x-request-id"]}`));
+});
+
+test("the note shows the subject as a code span, never as Markdown, within Airflow's 1000 characters", async () => {
+  const answer = await trigger(await as({ sub: "de `[x](http://evil)`", groups: ["data-engineering"] }), "ingest_events", { conf: {} });
+  assert.equal(answer.status, 200, answer.text);
+  assert.ok(notes.get(answer.json.dag_run_id).startsWith("Triggered by person `` de `[x](http://evil)` `` through"));
+  const long = await trigger(await as({ sub: "p".repeat(2000), groups: ["data-engineering"] }), "ingest_events", { conf: {} });
+  assert.equal(long.status, 200, long.text);
+  assert.ok(notes.get(long.json.dag_run_id).length < 1000);
+  assert.ok(notes.get(long.json.dag_run_id).includes(`\`${"p".repeat(256)}…\``));
+  assert.equal(long.log.subject, "p".repeat(2000), "the decision line keeps the whole subject");
+});
+
+test("the note stays one line, read as written, whatever the subject holds", () => {
+  const note = runNote({
+    identity: { subject: "a\nb\r\u2028c\u202eevil", kind: "person" },
+    env: { ENVIRONMENT: "local" },
+    policy: { gateway: "trigger" },
+    requestId: "r-0",
+  });
+  assert.equal(note, "Triggered by person `a\\u000ab\\u000d\\u2028c\\u202eevil` through airgate gateway trigger (local), request_id r-0");
+});
+
+test("the kind the note names comes from the verified claims: person, OIDC client, service token", () => {
+  const policy = JSON.parse(artifacts.policyText);
+  const kind = (claims, mode, clients = {}) => identify(claims, mode, policy, {}, clients).kind;
+  assert.equal(kind({ sub: "ai-agent", client_id: "ai-agent" }, "oidc"), "oidc_client");
+  assert.equal(kind({ sub: "someone", azp: "ai-agent" }, "oidc"), "person");
+  assert.equal(kind({ sub: "", common_name: "abc.access" }, "access", { "abc.access": "ai-agent" }), "service_token");
+  assert.equal(kind({ sub: "", common_name: "unnamed.access" }, "access"), "service_token");
+  assert.equal(kind({ sub: "p-1", email: "p@acme-data.com" }, "access"), "person");
+  const note = runNote({
+    identity: { subject: "ai-agent", kind: "service_token" },
+    env: { ENVIRONMENT: "prod" },
+    policy: { gateway: "trigger" },
+    requestId: "r-1",
+  });
+  assert.equal(note, "Triggered by service token `ai-agent` through airgate gateway trigger (prod), request_id r-1");
 });

@@ -1,5 +1,8 @@
 // The DAG trigger gateway's upstream step: POST /dags/{dag_id}/runs {conf} → Airflow
-// POST /api/v2/dags/{dag_id}/dagRuns {"dag_run_id", "logical_date": null, conf}, and GET of one run.
+// POST /api/v2/dags/{dag_id}/dagRuns {"dag_run_id", "logical_date": null, conf, note}, and GET of one run.
+// The run's `note` is the gateway's, never the caller's (a body with `note` is refused): it names
+// the verified subject, its kind, the gateway and the request id, so Airflow's own record says who
+// asked for the run and leads to the decision line (README: "Who triggered a run").
 // The caller's role must hold a grant for the dag_id (checked before any rate-limit token is
 // spent); a grant may pin a JSON schema for conf. Runs belong to their caller: the gateway names
 // each run `airgate__<sha256(subject)[:16]>__<suffix>`, and a run read needs that prefix or a grant
@@ -92,6 +95,36 @@ function toResponse(stored, requestId, replayed) {
   return new Response(stored.body, { status: stored.status, headers });
 }
 
+const KINDS = { person: "person", oidc_client: "OIDC client", service_token: "service token" };
+const MAX_SUBJECT = 256;
+
+// One line that reads as what it holds: control and line-separator characters, and the
+// bidirectional controls that could make a name display as another, become \uXXXX.
+const oneLine = (text) =>
+  text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+// Airflow's UI renders a note as Markdown: the subject goes in a code span (CommonMark §6.1), shown
+// exactly as verified, never as a link or emphasis. The fence is longer than any backtick run in it.
+function codeSpan(text) {
+  const fence = "`".repeat(Math.max(0, ...(text.match(/`+/g) || []).map((run) => run.length)) + 1);
+  const pad = text.startsWith("`") || text.endsWith("`") ? " " : "";
+  return `${fence}${pad}${text}${pad}${fence}`;
+}
+
+// The run's note, e.g. "Triggered by OIDC client `ai-agent` through airgate gateway trigger (local),
+// request_id 1b4e…". Airflow stores at most 1000 characters; a subject (OIDC: at most 255 ASCII
+// characters) is cut at MAX_SUBJECT, the decision line keeping it whole.
+export function runNote(ctx) {
+  const { subject, kind } = ctx.identity;
+  const points = [...subject]; // cut between characters, never inside a surrogate pair
+  const shown = points.length > MAX_SUBJECT ? `${points.slice(0, MAX_SUBJECT).join("")}…` : subject;
+  const environment = ctx.env.ENVIRONMENT ? ` (${ctx.env.ENVIRONMENT})` : "";
+  return (
+    `Triggered by ${KINDS[kind] ?? "caller"} ${codeSpan(oneLine(shown))} ` +
+    `through airgate gateway ${ctx.policy.gateway}${environment}, request_id ${ctx.requestId}`
+  );
+}
+
 const runsPath = (dagId) => `/api/v2/dags/${encodeURIComponent(dagId)}/dagRuns`;
 const ownerOf = async (ctx) => `airgate__${(await sha256hex(ctx.identity.subject)).slice(0, 16)}__`;
 
@@ -143,6 +176,11 @@ async function trigger(ctx, dagId) {
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     throw new GatewayError("invalid_body", "not an object");
   }
+  // Refused, not replaced: a caller who sends a note expects it kept, and a silent swap would lose
+  // it without a word; the refusal says why and starts nothing.
+  if (Object.hasOwn(payload, "note")) {
+    throw new GatewayError("invalid_body", "note is written by the gateway (who triggered the run); send conf only");
+  }
   const unknown = Object.keys(payload).filter((key) => key !== "conf");
   if (unknown.length) throw new GatewayError("invalid_body", `unknown field ${unknown[0]}`);
   const conf = payload.conf ?? {};
@@ -158,7 +196,10 @@ async function trigger(ctx, dagId) {
   const owner = await ownerOf(ctx);
   const suffix = key === null ? crypto.randomUUID().replace(/-/g, "") : (await sha256hex(`${ctx.identity.subject}\n${dagId}\n${key}`)).slice(0, 32);
   const runId = owner + suffix;
-  const body = JSON.stringify({ dag_run_id: runId, logical_date: null, conf });
+  // The idempotency fingerprint covers what the caller decides, not the note: a retry is another
+  // request (another request id) asking for the same run.
+  const asked = JSON.stringify({ dag_run_id: runId, logical_date: null, conf });
+  const body = JSON.stringify({ dag_run_id: runId, logical_date: null, conf, note: runNote(ctx) });
   const path = runsPath(dagId);
   // Worst case of one attempt: login, call, 401, login again, call (each up to the timeout, each
   // login wait 1 s longer), plus a margin for the Durable Object round trips.
@@ -179,7 +220,7 @@ async function trigger(ctx, dagId) {
   // A fresh stub per call: a stub that saw its object reset stays broken.
   const send = (action, data) => () =>
     namespace.get(id).fetch(`https://idempotency${action}`, { method: "POST", body: JSON.stringify(data) });
-  const fingerprint = await sha256hex(body);
+  const fingerprint = await sha256hex(asked);
   const begun = await durable(ctx, send("/begin", { fingerprint, lease_ms: leaseMs }));
   if (begun?.state === "done") {
     ctx.reason = "idempotent_replay";

@@ -268,8 +268,8 @@ export function accessVerifier(config) {
 
 const text = (value) => (typeof value === "string" && value ? value : null);
 
-// Verified claims → { subject, ids (every identifier that can grant a role: the revocation list
-// may name any of them), roles }. Only what the identity provider vouches for counts:
+// Verified claims → { subject, kind (person, oidc_client, service_token), ids (every identifier
+// that can grant a role: the revocation list may name any of them), roles }. Only what the identity provider vouches for counts:
 // - an email: always in an Access JWT (Access authenticated it); in OIDC only with
 //   `email_verified: true` (OpenID Connect Core 1.0 §5.1);
 // - an OIDC client id: only on a client-credentials token, which carries `client_id` equal to `sub`
@@ -304,5 +304,7 @@ export function identify(claims, mode, policy, identityConfig, accessClients) {
     }
   }
   const ids = [subject, sub, email, client, tokenName].filter(Boolean);
-  return { subject, ids, roles: roles.sort() };
+  // What the subject is, for records people read (the trigger gateway's DAG-run note).
+  const kind = tokenName || !sub ? "service_token" : mode === "oidc" && client ? "oidc_client" : "person";
+  return { subject, kind, ids, roles: roles.sort() };
 }
