@@ -35,11 +35,6 @@ from infra.components.options import options
 from infra.components.service_token import service_token
 from infra.stack_plan import UNPROTECTED, Protection
 
-KUBERNETES_PLUGIN_VERSION = "4.25.0"
-"""The pulumi-kubernetes provider plugin the program asks the engine for, on its explicit provider
-and on the chart: the release toolchain/pulumi-kubernetes builds and the chart tier deploys with (the
-one the Go module proxy serves). The Python SDK (4.34.2) would otherwise ask for its own version."""
-
 
 def _fernet(b64: str) -> str:
     """A Fernet key is 32 bytes in url-safe base64; RandomBytes gives standard base64."""
@@ -261,12 +256,13 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             f"{name}-cluster",
             kubeconfig=args.kubeconfig,
             context=plan.kube_context,
-            # Without these the provider replaces a Secret or ConfigMap whose data changes (delete,
-            # then create, under the same name): a connection added would leave pods starting in
-            # between without their Secret. Updated in place, pods roll by their digests instead.
-            enable_secret_mutable=True,
+            # pulumi-kubernetes replaces a ConfigMap or Secret whose data changes: delete, then
+            # create under the same name, so pods starting in between miss it, and in a protected
+            # stack the chart's objects refuse it (a gateway added or removed could not reach
+            # prod's Airflow). Updated in place instead; pods roll by their digest annotations.
             enable_config_map_mutable=True,
-            opts=pulumi.ResourceOptions(parent=self, version=KUBERNETES_PLUGIN_VERSION),
+            enable_secret_mutable=True,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         manifests = {(m["kind"], m["metadata"]["name"]): m for m in plan.manifests}
 
@@ -428,9 +424,7 @@ class AirflowOnKubernetes(pulumi.ComponentResource):
             # could never be replaced for a new image. It holds no data; the namespace is protected.
             opts=pulumi.ResourceOptions.merge(
                 in_ns,
-                pulumi.ResourceOptions(
-                    depends_on=[namespace, *secrets, *database], version=KUBERNETES_PLUGIN_VERSION
-                ),
+                pulumi.ResourceOptions(depends_on=[namespace, *secrets, *database]),
             ),
         )
 

@@ -96,12 +96,42 @@ def _print_grants(listing: dict[str, Any]) -> None:
         console.print("  nothing at any gateway", markup=False)
 
 
+def _local_ports(state_dir: Path | None) -> Any:
+    """The running local environment's ports (`ports.json` in the state folder), read only."""
+    from infra.cli.local import _state
+    from infra.policy.can_i import LocalPorts
+
+    path = _state(state_dir) / "ports.json"
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        others = {
+            int(saved["airflow"]): "the local Airflow",
+            int(saved["oidc"]): "the local OpenID provider",
+            **{int(port): f"the sample upstream of {name}" for name, port in saved["upstreams"].items()},
+        }
+        return LocalPorts({int(port): name for name, port in saved["gateways"].items()}, others)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        errors.print(
+            f"{path}: not the ports `airgate up` writes ({error}); run `airgate up`",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=2) from None
+
+
 @app.command("can-i")
 def can_i(
     stack: StackOption,
     method: Annotated[str | None, typer.Argument(help="HTTP method, e.g. GET")] = None,
     url: Annotated[
-        str | None, typer.Argument(help="https://<gateway host>/path, or a path with --gateway")
+        str | None,
+        typer.Argument(
+            help="https://<gateway host>/path, a local gateway's http://127.0.0.1:<port>/path, or a path "
+            "(the one gateway with a route for it, or --gateway)"
+        ),
     ] = None,
     role: Annotated[str | None, typer.Option("--as", help="Ask for a role")] = None,
     client: Annotated[
@@ -119,6 +149,7 @@ def can_i(
     ] = None,
     list_all: Annotated[bool, typer.Option("--list", help="Print everything the identity can do")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON")] = False,
+    state_dir: StateDirOption = None,
     stacks_dir: StacksDirOption = None,
 ) -> None:
     """Could this identity make this request? Exit 0 allow, 1 deny, 2 error. Offline, no Pulumi.
@@ -126,7 +157,7 @@ def can_i(
     Answers from the compiled policy the gateway enforces (route, reason, DAG grant and conf schema,
     rate limit, policy version). `--list` prints everything the identity can do.
     """
-    from infra.policy.can_i import AskError, ask, grants
+    from infra.policy.can_i import AskError, ask, grants, is_local_url
 
     asker = _asker(role, client, user, claims)
     if list_all == (method is not None):
@@ -142,9 +173,11 @@ def can_i(
             print(json.dumps(listing, indent=2)) if as_json else _print_grants(listing)
             return
         assert method is not None and url is not None
-        answer = ask(loaded.config, asker, method, url, gateway)
+        local = _local_ports(state_dir) if gateway is None and is_local_url(url) else None
+        answer = ask(loaded.config, asker, method, url, gateway, local=local)
     except AskError as error:
-        errors.print(str(error), markup=False)
+        # One line, never wrapped: it names URLs and hosts people copy from it.
+        errors.print(str(error), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     if as_json:
         print(json.dumps(answer, indent=2))

@@ -174,7 +174,13 @@ def token(
         if name is not None and name not in known:
             errors.print(f"no {what} {name!r}; the local provider knows: {', '.join(known)}", markup=False)
             raise typer.Exit(code=2)
-    plan = prepare(loaded, _state(state_dir))
+    state = _state(state_dir)
+    try:
+        # Read what `up` saved, creating nothing: a secret made up now would not be the provider's.
+        plan = prepare(loaded, state, create=False)
+    except (OSError, RuntimeError) as missing:
+        errors.print(f"no local environment in {state}: run `airgate up` first ({missing})", markup=False)
+        raise typer.Exit(code=2) from None
     try:
         if client is not None:
             value = machine_token(plan, client, plan.secrets[f"oidc-client-{client}"], audience)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -200,17 +201,24 @@ def _busy_ports(plan: LocalPlan) -> list[int]:
     return [port for port in ports if not health.port_is_free(port)]
 
 
-def _health_urls(plan: LocalPlan, component: Component) -> list[str]:
+def _health_checks(plan: LocalPlan, component: Component) -> list[tuple[str, Callable[[], bool]]]:
+    """(what is checked, the check) for one component."""
     if component.name == "gateways":
-        return [plan.gateway_url(name) + "/" for name in plan.ports.gateways]
-    return [component.health_url] if component.health_url else []
+        urls = [plan.gateway_url(name) + "/" for name in plan.ports.gateways]
+        return [(f"at {url}", partial(health.answers, url)) for url in urls]
+    url, key = component.health_url, component.health_key
+    if url is None:
+        return []
+    if key is not None:
+        return [(f"in Airflow's health report ({url}: {key})", partial(health.reports_healthy, url, key))]
+    return [(f"at {url}", partial(health.answers, url))]
 
 
 def _all_healthy(plan: LocalPlan, supervisor: Supervisor) -> bool:
     states = {p["name"]: p["statename"] for p in supervisor.info()}
     if any(states.get(c.name) != "RUNNING" for c in plan.components):
         return False
-    return all(health.answers(url) for c in plan.components for url in _health_urls(plan, c))
+    return all(check() for c in plan.components for _, check in _health_checks(plan, c))
 
 
 def _start_group(supervisor: Supervisor, plan: LocalPlan, members: list[Component], timeout: float) -> None:
@@ -232,10 +240,10 @@ def _start_group(supervisor: Supervisor, plan: LocalPlan, members: list[Componen
         def alive(name: str = component.name) -> bool:
             return any(p["name"] == name and p["statename"] == "RUNNING" for p in supervisor.info())
 
-        for url in _health_urls(plan, component):
-            if not health.wait_until(partial(health.answers, url), timeout, alive):
+        for where, check in _health_checks(plan, component):
+            if not health.wait_until(check, timeout, alive):
                 raise LocalStartError(
-                    f"{component.name} did not become healthy at {url} within {timeout:.0f}s",
+                    f"{component.name} did not become healthy {where} within {timeout:.0f}s",
                     component.name,
                     supervisor.tail(component.name),
                 )

@@ -1,7 +1,9 @@
-"""Readiness checks for local components: a URL answers, a port is free."""
+"""Readiness checks for local components: a URL answers, Airflow reports a component healthy, a port
+is free."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import urllib.error
@@ -18,6 +20,19 @@ def answers(url: str, timeout: float = 2.0) -> bool:
         return True
     except (urllib.error.URLError, OSError):
         return False
+
+
+def reports_healthy(url: str, component: str, timeout: float = 2.0) -> bool:
+    """True once Airflow's health document at `url` (`/api/v2/monitor/health`) says `component`
+    (`scheduler`, `dag_processor`, `triggerer`, `metadatabase`) is healthy: its heartbeat is recent.
+    Running is not enough: the home page shows a component red until it reports."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - loopback URLs we built
+            document = json.load(answer)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    entry = document.get(component) if isinstance(document, dict) else None
+    return isinstance(entry, dict) and entry.get("status") == "healthy"
 
 
 def port_is_free(port: int) -> bool:

@@ -63,6 +63,9 @@ class Component:
     env: dict[str, str] = field(default_factory=dict)
     group: str = ""
     """Components of one group start together and are health-checked together."""
+    health_key: str | None = None
+    """This component's entry in Airflow's health document at `health_url`, which must report it
+    healthy (its heartbeat); without one, `health_url` answering at all is enough."""
 
 
 def _port(url: str) -> int:
@@ -226,17 +229,27 @@ def plan_local(
         **airflow_connections,
     }
     airflow_bin = str(Path(python).parent / "airflow")  # the venv's console script
-    for role, args, health in (
-        (
-            "api-server",
-            ("api-server", "--port", str(ports.airflow)),
-            f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health",
-        ),
-        ("scheduler", ("scheduler",), None),
-        ("dag-processor", ("dag-processor",), None),
+    airflow_health = f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health"
+    # Every component the chart runs on Kubernetes, so Airflow's health document (and the home
+    # page's badges) reports each one: the triggerer too, where deferred tasks resume.
+    # --skip-serve-logs: their log servers would listen on every interface at fixed ports (8793,
+    # 8794), clashing between environments; the API server reads the log files from disk here.
+    for role, args, key in (
+        ("api-server", ("api-server", "--port", str(ports.airflow)), None),
+        ("scheduler", ("scheduler", "--skip-serve-logs"), "scheduler"),
+        ("dag-processor", ("dag-processor",), "dag_processor"),
+        ("triggerer", ("triggerer", "--skip-serve-logs"), "triggerer"),
     ):
         components.append(
-            Component(f"airflow-{role}", f"Airflow {role}", (airflow_bin, *args), health, env, "airflow")
+            Component(
+                f"airflow-{role}",
+                f"Airflow {role}",
+                (airflow_bin, *args),
+                airflow_health,
+                env,
+                "airflow",
+                health_key=key,
+            )
         )
     components.append(
         Component(

@@ -6,6 +6,10 @@ stack file. An identity is a role (`--as`), a client (`--client`: an OIDC client
 gateway, a service token's name at an `access` gateway), a person's email (`--user`; their IdP
 groups are unknown offline) or a file of token claims (`--claims`).
 
+The request names its gateway as people paste it: a deployed URL by its host, a URL of the local
+environment (`http://127.0.0.1:<port>/...`) by its port in the ports `airgate up` saved, a bare path
+by the one gateway with a route for it (several are listed, never guessed between), or `--gateway`.
+
 Identities are mapped exactly as the Worker maps verified claims (identity.py): a `--user` stands
 for a token whose IdP vouches for the email (`email_verified: true` at an `oidc` gateway), a
 `--client` for a client-credentials token (`client_id` equal to `sub`, RFC 9068 §2.2) or an Access
@@ -22,7 +26,7 @@ from urllib.parse import urlsplit
 
 from infra.config.model import StackConfig
 from infra.policy.compiler import CompiledPolicy, compile_stack
-from infra.policy.decision import Decision, decide
+from infra.policy.decision import Decision, InvalidPath, decide, normalise_path
 from infra.policy.evaluate import matches
 from infra.policy.identity import Identity, SubjectMissing, identify
 
@@ -83,21 +87,120 @@ def check_asker(stack: StackConfig, asker: Asker) -> None:
             )
 
 
-def gateway_for(stack: StackConfig, url: str, gateway: str | None) -> tuple[str, str]:
-    """(gateway name, raw path) for a full URL (its host names the gateway) or a path with --gateway."""
+LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+@dataclass(frozen=True)
+class LocalPorts:
+    """Where the running local environment listens (`airgate up` saves it in `ports.json`), so a
+    URL copied from its output (`http://127.0.0.1:<port>/...`) names its gateway."""
+
+    gateways: Mapping[int, str]
+    """port -> gateway name"""
+    others: Mapping[int, str]
+    """port -> what else listens there (Airflow, the OpenID provider, a sample upstream)"""
+
+
+def _is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def is_local_url(url: str) -> bool:
+    """A URL of this machine (the local environment's), placed by its port rather than its host."""
+    host = urlsplit(url).hostname
+    return host is not None and _is_loopback(host.lower())
+
+
+def _local_gateway(stack: StackConfig, url: str, port: int | None, local: LocalPorts | None) -> str:
+    if local is None:
+        raise AskError(
+            f"{url!r} is a local address, and no local environment's ports are known: run `airgate up` "
+            "(it saves them in .state/local/ports.json), or name the gateway with --gateway"
+        )
+    listening = ", ".join(f"{name} (http://127.0.0.1:{p})" for p, name in sorted(local.gateways.items()))
+    if port is None or port not in local.gateways:
+        what = local.others.get(port) if port is not None else None
+        where = f"port {port} is {what}, not a gateway" if what else f"no local gateway listens on {url!r}"
+        raise AskError(f"{where}; the local gateways: {listening}")
+    name = local.gateways[port]
+    if stack.environment != "local":
+        hint = (
+            f"https://{stack.gateways[name].hostname}/..."
+            if name in stack.gateways
+            else f"one of its hosts ({', '.join(sorted(g.hostname for g in stack.gateways.values()))})"
+        )
+        raise AskError(
+            f"{url!r} is the local environment's gateway {name!r}, and this stack is "
+            f"{stack.environment}: ask the local stack, or give this stack's URL, {hint}"
+        )
+    if name not in stack.gateways:
+        raise AskError(
+            f"port {port} is the local environment's gateway {name!r}, which this stack does not have; "
+            f"its gateways: {', '.join(sorted(stack.gateways))}"
+        )
+    return name
+
+
+def serving(policies: Mapping[str, CompiledPolicy], raw_path: str) -> list[str]:
+    """The gateways with a route whose pattern matches `raw_path` (any method)."""
+    segments = normalise_path(raw_path)
+    return sorted(
+        name
+        for name, compiled in policies.items()
+        if any(matches(route["segments"], segments) for route in compiled.document["routes"])
+    )
+
+
+def _gateway_of_path(stack: StackConfig, raw_path: str, policies: Mapping[str, CompiledPolicy]) -> str:
+    hosts = ", ".join(f"{n} ({g.hostname})" for n, g in sorted(stack.gateways.items()))
+    try:
+        found = serving(policies, raw_path)
+    except InvalidPath as error:
+        raise AskError(f"{raw_path!r}: every gateway refuses this path ({error})") from None
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise AskError(f"no gateway has a route for {raw_path!r}; the stack's gateways: {hosts}")
+    several = ", ".join(f"{n} ({stack.gateways[n].hostname})" for n in found)
+    raise AskError(
+        f"{raw_path!r} is served by several gateways: {several}; give a full URL or --gateway NAME"
+    )
+
+
+def gateway_for(
+    stack: StackConfig,
+    url: str,
+    gateway: str | None,
+    policies: Mapping[str, CompiledPolicy] | None = None,
+    local: LocalPorts | None = None,
+) -> tuple[str, str]:
+    """(gateway name, raw path) for a deployed URL (its host names the gateway), a local URL (its port,
+    through `local`), a bare path (the one gateway with a route for it) or a path with --gateway."""
     parts = urlsplit(url)
+    path = parts.path or "/"
     if gateway is not None:
         if gateway not in stack.gateways:
             raise AskError(
                 f"no gateway {gateway!r}; the stack's gateways: {', '.join(sorted(stack.gateways))}"
             )
-        return gateway, parts.path or "/"
+        return gateway, path
     if not parts.hostname:
-        raise AskError(f"{url!r} names no host: give a full URL (https://<gateway host>/path) or --gateway")
+        if not url.startswith("/"):
+            raise AskError(
+                f"{url!r} names no host: give a full URL (https://<gateway host>/path), a path (/...) "
+                "or --gateway"
+            )
+        return _gateway_of_path(stack, path, policies or compile_stack(stack)), path
     host = parts.hostname.lower()
+    if _is_loopback(host):
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return _local_gateway(stack, url, port, local), path
     for name, candidate in sorted(stack.gateways.items()):
         if candidate.hostname.lower() == host:
-            return name, parts.path or "/"
+            return name, path
     hosts = ", ".join(f"{g.hostname} ({n})" for n, g in sorted(stack.gateways.items()))
     raise AskError(f"no gateway serves {host!r}; the stack's hosts: {hosts}")
 
@@ -160,11 +263,13 @@ def ask(
     url: str,
     gateway: str | None = None,
     policies: Mapping[str, CompiledPolicy] | None = None,
+    local: LocalPorts | None = None,
 ) -> dict[str, Any]:
     """The answer as a JSON-ready document (what `--json` prints)."""
     check_asker(stack, asker)
-    name, raw_path = gateway_for(stack, url, gateway)
-    compiled = (policies or compile_stack(stack))[name]
+    policies = policies or compile_stack(stack)
+    name, raw_path = gateway_for(stack, url, gateway, policies, local)
+    compiled = policies[name]
     method = method.upper()
     identity: Identity | None = None
     missing: SubjectMissing | None = None

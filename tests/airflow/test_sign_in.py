@@ -4,6 +4,7 @@ the group -> role mapping of `airflow.ui_roles`."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -105,3 +106,29 @@ def test_the_api_server_gets_the_config_its_secret_and_the_public_scheme() -> No
         "serviceAccount": {"create": False},
     }  # no chart-made password account
     assert "defaultUser" not in values["apiServer"]  # the release's schema refuses it
+
+
+def test_someone_refused_is_told_their_groups_and_the_groups_that_would_give_a_role() -> None:
+    from airflow_gateway_auth.fab_sign_in import NO_ROLE_TEMPLATE, refusal
+    from jinja2 import DictLoader, Environment
+
+    # FAB's layout reduced to the block the page fills; autoescaping as Flask renders it.
+    layout = Environment(
+        loader=DictLoader({"appbuilder/base.html": "{% block content %}{% endblock %}"}), autoescape=True
+    )
+    mapping = {"platform": ["Admin"], "data-engineering": ["User", "Op"], "retired": []}
+    person = {"username": "00u1", "email": "ana@acme-data.com", "role_keys": ["analytics", "<b>x</b>"]}
+    page = layout.from_string(NO_ROLE_TEMPLATE).render(
+        claim="groups", login_url="/auth/login/", **refusal(person, mapping)
+    )
+    assert "You signed in as <strong>ana@acme-data.com</strong>" in page
+    assert "your groups (&lt;b&gt;x&lt;/b&gt;, analytics) give" in page
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", page)
+    assert rows == [("data-engineering", "Op, User"), ("platform", "Admin")]
+    assert '<a href="/auth/login/">sign in again</a>' in page
+
+    nobody = layout.from_string(NO_ROLE_TEMPLATE).render(
+        claim="groups", login_url="/auth/login/", **refusal({"username": "00u2", "role_keys": []}, {})
+    )
+    assert "You signed in as <strong>00u2</strong>" in nobody
+    assert "carried no groups" in nobody and "maps none" in nobody

@@ -39,6 +39,8 @@ class Browser:
     jar: http.cookiejar.CookieJar
     opener: urllib.request.OpenerDirector
     visited: list[str]
+    answer: tuple[int, str] = (0, "")
+    """Status and body of the page the sign-in ended on, where it ended without a redirect."""
 
     @classmethod
     def new(cls) -> Browser:
@@ -73,6 +75,9 @@ def sign_in(airflow: str, issuer: str, user: str) -> Browser:
                 browser.visited.append(url)
                 return browser  # back in Airflow, past the callback
             continue
+        if url.startswith(f"{airflow}{CALLBACK_PATH}"):
+            browser.answer = (status, body)
+            return browser  # Airflow answered the callback with a page of its own
         prompt = re.search(r'name="prompt" value="(\w+)"', body)
         assert status == 200 and prompt is not None, (status, url, body[:500])
         # The provider's development pages: a login form (the test user's name), then consent.
@@ -148,8 +153,13 @@ def test_a_platform_admin_gets_admin(local: Local) -> None:
     assert refused.value.code == 401
 
 
-def test_someone_in_no_mapped_group_is_refused(local: Local) -> None:
+def test_someone_in_no_mapped_group_is_refused_and_told_which_groups_would_do(local: Local) -> None:
     browser = sign_in(local.airflow, local.issuer, "analyst-person")  # group analytics: not mapped
-    assert browser.visited[-1].startswith(local.airflow + "/auth/login")
+    status, page = browser.answer
+    assert status == 403
+    assert "No Airflow role for your groups" in page and "Invalid login" not in page
+    assert "analyst-person@airgate.localhost" in page and "your groups (analytics)" in page
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", page)
+    assert rows == [("data-engineering", "User"), ("platform", "Admin")]
     assert browser.cookie("_token") is None
     assert api(browser, f"{local.airflow}/api/v2/dags")[0] == 401

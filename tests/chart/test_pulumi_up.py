@@ -5,12 +5,8 @@ ones, and `pulumi destroy` leaving the namespace empty (prod: only what it retai
 
 from __future__ import annotations
 
-import importlib.metadata
 import secrets
 import shutil
-import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,36 +14,14 @@ from typing import Any
 import pytest
 
 from infra.airflow.chart import CHART_ENV
-from infra.airflow.components import KUBERNETES_PLUGIN_VERSION
 from infra.config.loader import PROJECT_ROOT, load_stack, referenced_secrets
 from tests.chart.cluster import Cluster, control_plane
 from tests.chart.conftest import kubernetes_plan
+from tests.engine.plugins import provider_plugins
 from tests.engine.project import EngineProject, Run
 
 TOOLS = PROJECT_ROOT / ".tools" / "bin"
 PROGRAM = Path(__file__).resolve().parent / "program"
-
-
-def _random_launcher(folder: Path) -> Path:
-    """pulumi-random's provider is not served by the Go module proxy: the project's own plugin."""
-    path = folder / "pulumi-resource-random"
-    command = f"PYTHONPATH='{PROJECT_ROOT}' exec '{sys.executable}' -m local_services.providers random"
-    path.write_text(f'#!/bin/sh\n{command} "$@"\n')
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
-def plugin_version() -> str:
-    built = subprocess.run(
-        [str(TOOLS / "pulumi-resource-kubernetes"), "-version"], capture_output=True, text=True, check=True
-    )
-    return built.stdout.strip()
-
-
-def test_the_program_asks_for_the_plugin_the_toolchain_builds() -> None:
-    assert plugin_version() == KUBERNETES_PLUGIN_VERSION
-    tool_env = (PROJECT_ROOT / "toolchain" / "pulumi-kubernetes" / "tool.env").read_text()
-    assert f"TOOL_VERSION=v{KUBERNETES_PLUGIN_VERSION}\n" in tool_env
 
 
 def lay_out(base: Path, chart: Path, cluster: Cluster, context: str) -> EngineProject:
@@ -61,14 +35,13 @@ def lay_out(base: Path, chart: Path, cluster: Cluster, context: str) -> EnginePr
     (root / "program").mkdir(parents=True)
     shutil.copy2(PROGRAM / "Pulumi.yaml", root / "Pulumi.yaml")
     shutil.copy2(PROGRAM / "__main__.py", root / "program" / "__main__.py")
+    shutil.copy2(
+        PROJECT_ROOT / "tests" / "engine" / "no_controllers.py", root / "program" / "no_controllers.py"
+    )
     shutil.copytree(PROJECT_ROOT / "stacks", root / "stacks")
     (root / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     (root / "local_services").symlink_to(PROJECT_ROOT / "local_services")
-    launchers = {
-        # Installed at the version it reports, the one the program asks for (KUBERNETES_PLUGIN_VERSION).
-        f"kubernetes@{plugin_version()}": TOOLS / "pulumi-resource-kubernetes",
-        f"random@{importlib.metadata.version('pulumi_random')}": _random_launcher(base),
-    }
+    launchers = provider_plugins(base / "plugins")
     kubeconfig = base / "kubeconfig"
     kubeconfig.write_text(cluster.kubeconfig_text(context))
     kubeconfig.chmod(0o600)

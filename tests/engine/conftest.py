@@ -7,12 +7,8 @@ and what a test expects is checked against the engine's own events and the emula
 
 from __future__ import annotations
 
-import importlib.metadata
 import secrets
 import shutil
-import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,24 +21,13 @@ from infra.airflow.chart import CHART_ENV, locate_chart
 from infra.config.loader import PROJECT_ROOT, load_stack, referenced_secrets
 from local_services.cloudflare_api.testing import RunningEmulator, running_emulator
 from tests.chart.cluster import Cluster, control_plane
+from tests.engine.plugins import TOOLS, provider_plugins
 from tests.engine.project import EngineProject
-
-TOOLS = PROJECT_ROOT / ".tools" / "bin"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stack(name): the stack whose account and zone the emulator holds")
     config.addinivalue_line("markers", "kubernetes: the deployment gets a Kubernetes API server of its own")
-
-
-def _launcher(folder: Path, provider: str) -> Path:
-    path = folder / f"pulumi-resource-{provider}"
-    path.write_text(
-        "#!/bin/sh\n"
-        f"PYTHONPATH='{PROJECT_ROOT}' exec '{sys.executable}' -m local_services.providers {provider} \"$@\"\n"
-    )
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +37,7 @@ def plugin_launchers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
         raise AssertionError(
             "the Pulumi CLI is not in .tools/bin: run this tier through `./dev test engine`, which builds it"
         )
-    folder = tmp_path_factory.mktemp("plugins")
-    launchers = {
-        f"cloudflare@{importlib.metadata.version('pulumi_cloudflare')}": _launcher(folder, "cloudflare"),
-        f"random@{importlib.metadata.version('pulumi_random')}": _launcher(folder, "random"),
-    }
-    # The real Kubernetes provider (toolchain/pulumi-kubernetes), at the version it was built as.
-    kubernetes = TOOLS / "pulumi-resource-kubernetes"
-    if kubernetes.exists():
-        built = subprocess.run([str(kubernetes), "-version"], capture_output=True, text=True, check=True)
-        launchers[f"kubernetes@{built.stdout.strip()}"] = kubernetes
-    return launchers
+    return provider_plugins(tmp_path_factory.mktemp("plugins"))
 
 
 @dataclass
@@ -73,6 +48,8 @@ class Deployment:
     api: RunningEmulator
     token: str
     cluster: Cluster | None
+    account_id: str
+    """The account the emulator was seeded with (the stack's own, as committed)."""
 
     def init(self, stack: str, **overrides: str) -> dict[str, str]:
         """`pulumi stack init` and the config a user sets: the provider's endpoint and token, and a
@@ -92,8 +69,8 @@ class Deployment:
         return values
 
     def account(self, stack: str) -> dict[str, Any]:
-        loaded = load_stack(stack, self.project.stacks_dir)
-        found = self.api.state()["accounts"][loaded.config.account_id]
+        """What the API holds in the stack's account (the one the emulator was seeded with)."""
+        found = self.api.state()["accounts"][self.account_id]
         assert isinstance(found, dict)
         return found
 
@@ -138,4 +115,4 @@ def deployment(
             kubeconfig = tmp_path / "kubeconfig"
             kubeconfig.write_text(cluster.kubeconfig_text((target.context if target else None) or "default"))
             project.extra_env["KUBECONFIG"] = str(kubeconfig)
-        yield Deployment(project, api, token, cluster)
+        yield Deployment(project, api, token, cluster, loaded.config.account_id)

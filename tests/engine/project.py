@@ -37,6 +37,11 @@ STREAMING_PREVIEW = {"PULUMI_ENABLE_STREAMING_JSON_PREVIEW": "true"}
 CHANGING = {"create", "update", "delete", "replace", "create-replacement", "delete-replaced"}
 
 
+# Component resources own nothing in an account or cluster: the program's own, the stack, and
+# pulumi-kubernetes' helm.v4.Chart (a component whose children are the chart's objects).
+COMPONENTS = ("airgate:", "pulumi:pulumi:Stack", "kubernetes:helm.sh/v4:Chart")
+
+
 def kind_of(type_token: str) -> str:
     return type_token.rsplit(":", 1)[-1]
 
@@ -79,13 +84,13 @@ class Run:
     @property
     def changes(self) -> set[Change]:
         """The steps that change something in the account or cluster, `replace` standing for the
-        whole create-and-delete. The program's own components (`airgate:*`) own nothing there and
-        are left out: the engine reports them only as their children settle."""
+        whole create-and-delete. Components (`COMPONENTS`) own nothing there and are left out:
+        the engine reports them only as their children settle."""
         result: set[Change] = set()
         for op, type_, name in self._steps():
             if op in {"create-replacement", "delete-replaced"}:
                 op = "replace"
-            if op in CHANGING and not type_.startswith(("airgate:", "pulumi:pulumi:Stack")):
+            if op in CHANGING and not type_.startswith(COMPONENTS):
                 result.add((op, kind_of(type_), name))
         return result
 

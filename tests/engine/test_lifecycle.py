@@ -62,13 +62,7 @@ class Sequence:
         self.record(title, run)
         assert run.ok, run.describe()
         if expected is not None:
-            # helm.v4.Chart renders its objects at preview only when its values are known (a digest
-            # of a secret the same run creates is not), so they show up at `up` alone, and the
-            # engine reports no outputs step for the chart component itself at `up`. The chart
-            # tier checks the chart's objects step by step (tests/chart/test_pulumi_up.py).
-            seen = {change for change in run.changes if not change[2].startswith("airflow-chart")}
-            planned = {change for change in expected if not change[2].startswith("airflow-chart")}
-            assert seen == planned, f"{title}: {sorted(seen ^ planned)}"
+            assert run.changes == expected, f"{title}: {sorted(run.changes ^ expected)}"
         return run
 
     def same_again(self, title: str = "same config again") -> None:
@@ -160,10 +154,11 @@ def test_non_prod_lifecycle(deployment: Deployment) -> None:
     planned = deployment.project.preview("dev")
     assert planned.ok, planned.describe()
     assert {op for op, _, _ in planned.changes} == {"create"}
-    created = dev.up(
-        "1 create (a brand-new stack: its reference to itself finds no outputs)", planned.changes
-    )
+    # The preview cannot list the chart's objects (helm.v4.Chart renders them as it deploys).
+    created = dev.up("1 create (a brand-new stack: its reference to itself finds no outputs)", None)
+    assert planned.changes <= created.changes and {op for op, _, _ in created.changes} == {"create"}
     assert scripts(*GATEWAYS, op="create") <= created.changes
+    assert ("create", "Deployment", "airflow-chart:airflow/airflow-scheduler") in created.changes
     assert set(deployment.tags("dev").values()) == {"v1"}
     bound = {b["name"]: b for b in deployment.account("dev")["scripts"]["airgate-dev-ingest"]["bindings"]}
     assert bound["POLICY"]["type"] == "kv_namespace"
@@ -223,16 +218,15 @@ def test_non_prod_lifecycle(deployment: Deployment) -> None:
     dev.up("10 up after refresh: the entry is written again", {("create", "WorkersKv", "ingest-policy")})
 
     remove_warehouse(dev)
-    dev.up(
-        "11 gateway removed (not protected)",
-        {
-            ("delete", "WorkersCustomDomain", "warehouse-domain"),
-            ("delete", "WorkersScript", "warehouse-script"),
-            ("delete", "WorkersKv", "warehouse-policy"),
-            ("delete", "WorkersKvNamespace", "warehouse-kv"),
-            *AIRFLOW_CONNECTIONS,
-        },
-    )
+    removed = dev.up("11 gateway removed (not protected)", None)
+    assert edge_side(removed) == {
+        ("delete", "WorkersCustomDomain", "warehouse-domain"),
+        ("delete", "WorkersScript", "warehouse-script"),
+        ("delete", "WorkersKv", "warehouse-policy"),
+        ("delete", "WorkersKvNamespace", "warehouse-kv"),
+        ("delete", "RandomBytes", "warehouse-jwks-kv-mac-key"),
+    }
+    assert_airflow_rolls(removed)
     account = deployment.account("dev")
     assert "airgate-dev-warehouse" not in account["scripts"]
     assert [lost["script"] for lost in account["lost_durable_object_data"]] == ["airgate-dev-warehouse"]
@@ -246,9 +240,33 @@ def test_non_prod_lifecycle(deployment: Deployment) -> None:
     assert json.loads(deployment.project.pulumi("stack", "ls", "--json").stdout) == []
 
 
-# A gateway's Airflow connections leave the connections Secret; the pods that read it roll (the chart's
-# objects, which Sequence.up leaves to the chart tier).
-AIRFLOW_CONNECTIONS = {("update", "Secret", "airflow-connections")}
+# The Kubernetes side of a stack: what Airflow on the cluster is made of.
+KUBERNETES_KINDS = {
+    "Namespace",
+    "Secret",
+    "ConfigMap",
+    "Deployment",
+    "StatefulSet",
+    "Job",
+    "Service",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "NetworkPolicy",
+    "PersistentVolumeClaim",
+}
+
+
+def edge_side(run: Run) -> set[Change]:
+    return {change for change in run.changes if change[1] not in KUBERNETES_KINDS}
+
+
+def assert_airflow_rolls(run: Run) -> None:
+    """A gateway's Airflow connections changed: the connections Secret is updated in place (never
+    replaced), and the pods that read it roll through updates of the chart's workloads."""
+    airflow = run.changes - edge_side(run)
+    assert ("update", "Secret", "airflow-connections") in airflow, sorted(airflow)
+    assert {op for op, _, _ in airflow} == {"update"}, sorted(airflow)
 
 
 @pytest.mark.stack("prod")
@@ -272,7 +290,10 @@ def test_prod_lifecycle(deployment: Deployment) -> None:
     challenge = deployment.account("prod")["ownership_challenges"]
     prod.set_secret("logpushOwnershipChallenge", next(iter(challenge.values())))
     # The engine stopped at the failure: what it had not done yet, it does now.
-    rest = prod.up("1 create the rest, challenge set (not wedged)", planned.changes - failed.changes)
+    rest = prod.up("1 create the rest, challenge set (not wedged)", None)
+    assert planned.changes - failed.changes <= rest.changes and {op for op, _, _ in rest.changes} == {
+        "create"
+    }
     assert ("create", "LogpushJob", "decisions-job") in rest.changes
     assert len(deployment.account("prod")["logpush_jobs"]) == 1
     assert set(deployment.tags("prod").values()) == {"v1"}
@@ -302,14 +323,14 @@ def test_prod_lifecycle(deployment: Deployment) -> None:
     # run still saved the stack's outputs without the gateway's last upload, so its script is
     # uploaded again, with the same tag (the live tag decides the migrations, not the outputs).
     restore_warehouse(prod)
-    prod.up(
-        "2b gateway put back: the next deploy re-creates what went",
-        {("create", "WorkersCustomDomain", "warehouse-domain"), *scripts("warehouse")},
-    )
+    back = prod.up("2b gateway put back: the next deploy re-creates what went", None)
+    assert edge_side(back) == {("create", "WorkersCustomDomain", "warehouse-domain"), *scripts("warehouse")}
+    assert_airflow_rolls(back)
     assert deployment.tags("prod")["airgate-prod-warehouse"] == "v1"
 
     # Removing it on purpose: `pulumi state unprotect`, then up. The namespace and the script (its
     # Durable Objects' state) are retained in the account; the rest is deleted.
+    remove_warehouse(prod)
     for name in ("warehouse-kv", "warehouse-script"):
         urn = next(r["urn"] for r in deployment.project.resources("prod") if r["urn"].endswith(f"::{name}"))
         deployment.project.pulumi("state", "unprotect", "-s", "prod", urn, "--yes")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from infra.cli.main import app
 from infra.config.loader import PROJECT_ROOT
 from tests.review.conftest import write_stub_templates
 
-AIRGATE = PROJECT_ROOT / ".venv" / "bin" / "airgate"
+AIRGATE = Path(sys.executable).parent / "airgate"
 
 
 def git(repo: Path, *args: str) -> str:

@@ -4,11 +4,12 @@ current directory up), not where the package happens to be installed."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from infra.config.loader import PROJECT_ROOT
 
-AIRGATE = PROJECT_ROOT / ".venv" / "bin" / "airgate"
+AIRGATE = Path(sys.executable).parent / "airgate"
 
 
 def airgate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

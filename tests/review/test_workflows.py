@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from infra.config.loader import PROJECT_ROOT
 GITHUB = PROJECT_ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
 SETUP_ACTION = GITHUB / "actions" / "setup" / "action.yml"
-CHECK_JSONSCHEMA = PROJECT_ROOT / ".venv" / "bin" / "check-jsonschema"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 NODE = PROJECT_ROOT / "node_modules" / ".bin" / "node"
 NAMES = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
 # Environments whose required reviewers guard every credentialed run (configured in the repository

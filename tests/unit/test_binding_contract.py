@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from infra.config.loader import PROJECT_ROOT, available_stacks, load_stack
@@ -40,7 +41,7 @@ def planned(out: Path) -> set[str]:
             names |= set(manifest.get("secret_bindings", []))
     plan_file = out / "prod-plan.json"
     subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "airgate"), "plan", "-s", "prod", "--json", str(plan_file)],
+        [str(Path(sys.executable).parent / "airgate"), "plan", "-s", "prod", "--json", str(plan_file)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         check=True,

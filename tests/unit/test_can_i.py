@@ -400,7 +400,7 @@ def test_list_prints_what_a_role_can_do_and_nothing_else() -> None:
         (Asker("role", "nobody"), "https://warehouse.acme-data.com/", "no role 'nobody'"),
         (Asker("client", "stranger"), "https://warehouse.acme-data.com/", "no client 'stranger'"),
         (Asker("role", "ci"), "https://elsewhere.example/", "no gateway serves 'elsewhere.example'"),
-        (Asker("role", "ci"), "/v1/health", "names no host"),
+        (Asker("role", "ci"), "v1/health", "names no host"),
     ],
 )
 def test_questions_it_cannot_answer_say_why(asker: Asker, url: str, message: str) -> None:

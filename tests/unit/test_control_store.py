@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def test_a_store_names_what_the_api_refused(emulator: RunningEmulator) -> None:
 
 def airgate(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "airgate"), *args],
+        [str(Path(sys.executable).parent / "airgate"), *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

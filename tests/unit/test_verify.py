@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from tests.unit.standins import decision_handler, serve
 DEV = load_stack("dev").config
 POLICIES = compile_stack(DEV)
 IDENTITIES = machine_identities(DEV)
-AIRGATE = PROJECT_ROOT / ".venv" / "bin" / "airgate"
-PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
+AIRGATE = Path(sys.executable).parent / "airgate"
+PYTHON = Path(sys.executable).parent / "python"
 
 
 def run_against(broken: dict[str, dict[str, str]]) -> Report:
@@ -151,7 +152,7 @@ def test_verify_command_exit_codes_and_summary(tmp_path: Path) -> None:
 
 def test_verify_without_credentials_for_a_deployed_stack_says_what_to_give() -> None:
     result = subprocess.run(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "airgate"), "verify", "-s", "dev"],
+        [str(AIRGATE), "verify", "-s", "dev"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

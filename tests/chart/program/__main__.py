@@ -5,39 +5,26 @@ What the Cloudflare side would hand over (connection documents, the tunnel's tok
 user's password) comes from this stack's `chart-tier:*` secrets, which the tier sets with values
 it generates; the chart is `AIRGATE_AIRFLOW_CHART`, checked against its pinned sha256.
 
-The cluster has no nodes and no controllers, so one transform (and only here) uses the provider's
-documented switches for that: `pulumi.com/skipAwait: "true"` (nothing will ever become ready) and
-`pulumi.com/deletionPropagationPolicy: background` (a foreground deletion waits for the garbage
-collector, a controller, and so would never end).
+The cluster has no nodes and no controllers, so one transform (tests/engine/no_controllers.py, the
+engine tier's too) uses the provider's documented switches for that: `pulumi.com/skipAwait: "true"`
+(nothing will ever become ready) and `pulumi.com/deletionPropagationPolicy: background` (a foreground
+deletion waits for the garbage collector, a controller, and so would never end).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
 
+# Registers the one transform a cluster without nodes or controllers needs (tests/engine/no_controllers.py,
+# copied beside this file by the tier).
+import no_controllers  # noqa: F401
 import pulumi
 
 from infra.airflow.chart import archive_from_environment
 from infra.airflow.components import AirflowOnKubernetes, AirflowOnKubernetesArgs
 from infra.airflow.plan import plan_airflow
 from infra.config.loader import load_stack
-
-NO_CONTROLLERS = {"pulumi.com/skipAwait": "true", "pulumi.com/deletionPropagationPolicy": "background"}
-
-
-def without_controllers(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
-    if not args.custom or not args.type_.startswith("kubernetes:") or args.type_.startswith("pulumi:"):
-        return None
-    props = dict(args.props)
-    metadata: dict[str, Any] = dict(cast(dict[str, Any], props.get("metadata") or {}))
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), **NO_CONTROLLERS}
-    props["metadata"] = metadata
-    return pulumi.ResourceTransformResult(props, args.opts)
-
-
-pulumi.runtime.register_resource_transform(without_controllers)
 
 # The stack files beside this program (the project's Pulumi.yaml names them: stackConfigDir).
 STACKS = Path(__file__).resolve().parents[1] / "stacks"
