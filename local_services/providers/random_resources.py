@@ -17,7 +17,23 @@ from local_services.providers.server import Created, ProviderError, Tables
 DEFAULT_SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
 
 
-class RandomPassword:
+class _StateOnly:
+    """A value that lives only in Pulumi's state: nothing to read back or delete, and an update
+    (which only a changed input not in `replace_on` could cause) keeps the value made at create."""
+
+    computed: tuple[str, ...] = ()
+
+    def read(self, id_: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        return state
+
+    def update(self, id_: str, state: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+        return {k: state[k] for k in self.computed if k in state}
+
+    def delete(self, id_: str, state: dict[str, Any]) -> None:
+        return None
+
+
+class RandomPassword(_StateOnly):
     replace_on = REPLACE_ON["RandomPassword"]
     computed = ("result", "bcryptHash")
 
@@ -47,17 +63,8 @@ class RandomPassword:
         result = "".join(picked)
         return Created(id="none", outputs={"result": result, "bcryptHash": ""})
 
-    def read(self, id_: str, state: dict[str, Any]) -> dict[str, Any] | None:
-        return state
 
-    def update(self, id_: str, state: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
-        return {k: state[k] for k in self.computed if k in state}
-
-    def delete(self, id_: str, state: dict[str, Any]) -> None:
-        return None
-
-
-class RandomBytes:
+class RandomBytes(_StateOnly):
     replace_on = REPLACE_ON["RandomBytes"]
     computed = ("base64", "hex")
 
@@ -67,15 +74,6 @@ class RandomBytes:
             raise ProviderError("random: length must be at least 1")
         raw = secrets.token_bytes(length)
         return Created(id="none", outputs={"base64": base64.b64encode(raw).decode(), "hex": raw.hex()})
-
-    def read(self, id_: str, state: dict[str, Any]) -> dict[str, Any] | None:
-        return state
-
-    def update(self, id_: str, state: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
-        return {k: state[k] for k in self.computed if k in state}
-
-    def delete(self, id_: str, state: dict[str, Any]) -> None:
-        return None
 
 
 def random_tables(config: Mapping[str, Any]) -> Tables:
