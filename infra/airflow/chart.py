@@ -67,7 +67,7 @@ def archive_from_environment(version: str) -> Path | None:
 
 
 def shared_archive(root: Path, version: str) -> Path:
-    return root.parent / "shared" / "charts" / archive_name(version)
+    return root.parent / "shared/charts" / archive_name(version)
 
 
 def default_cache() -> Path:
