@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,10 +317,3 @@ def _events(stdout: str) -> list[dict[str, Any]]:
 
 def _type_of(urn: str) -> str:
     return urn.split("::")[2].split("$")[-1]
-
-
-def changes(*entries: Iterable[Change]) -> set[Change]:
-    found: set[Change] = set()
-    for entry in entries:
-        found |= set(entry)
-    return found
