@@ -78,7 +78,8 @@ class RunningEmulator:
 
 def _command(state_path: Path, token: str, account: str, zones: dict[str, str]) -> list[str]:
     command = [sys.executable, "-m", "local_services.cloudflare_api", "--state", str(state_path)]
-    command += ["--token", token, "--account", account, "--port", "0"]
+    # `--token=…` in one word: a random token may begin with "-", which argparse would take for an option.
+    command += [f"--token={token}", f"--account={account}", "--port", "0"]
     for zone_id, name in zones.items():
         command += ["--zone", f"{zone_id}={name}"]
     return command

@@ -113,6 +113,17 @@ def test_state_survives_a_restart(state_path: Path) -> None:
         assert [s.migration_tag for s in cf.workers.scripts.list(account_id=ACCOUNT)] == ["v1"]
 
 
+def test_a_token_that_begins_with_a_dash_is_a_token(state_path: Path) -> None:
+    """`secrets.token_urlsafe` starts one token in 64 with "-": such a token once failed the CI run."""
+    token = "-0bIwpdf1xPoQaQ8Cc7ZXwQNkFoFWP4L"
+    with running_emulator(state_path, token, ACCOUNT) as emulator:
+        listed = httpx.get(
+            f"{emulator.base_url}/accounts/{ACCOUNT}/workers/scripts",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert listed.status_code == 200 and listed.json()["result"] == []
+
+
 def test_a_file_that_is_not_emulator_state_is_refused(state_path: Path) -> None:
     state_path.parent.mkdir(parents=True)
     state_path.write_text(json.dumps({"something": "else"}))
