@@ -280,7 +280,7 @@ def test_prod_lifecycle(deployment: Deployment) -> None:
     assert planned.ok, planned.describe()
     failed = deployment.project.up("prod")
     prod.record("0 create, wrong ownership challenge", failed)
-    assert not failed.ok and ("create", "LogpushJob", "decisions-job") in failed.failed
+    assert not failed.ok and ("create", "LogpushJob", "decisions-job") in failed.failed, failed.describe()
     assert "(1002)" in failed.errors
     assert deployment.account("prod")["logpush_jobs"] == {}
 
