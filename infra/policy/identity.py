@@ -8,11 +8,14 @@ Only what the identity provider vouches for counts, as in the Worker:
 - an OIDC client id: only on a client-credentials token, whose `client_id` equals its `sub`
   (RFC 9068 §2.2); never a token's `azp` or a person's `sub`;
 - an Access service token: its `common_name`, named by the stack's service tokens.
-Claims with no usable subject are refused (`SubjectMissing`, the Worker's 401 token_subject_missing).
+Claims with no usable subject are refused (`SubjectMissing`, the Worker's 401 token_subject_missing):
+no `sub` and no service-token client id, or a subject the `x-airgate-subject` header cannot carry as
+it is (a control character, or white space at either end, which the runtime would trim).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +29,10 @@ class Identity:
     ids: tuple[str, ...]
     """Every identifier the `control` document's `revoked_subjects` may name for this caller."""
     roles: tuple[str, ...]
+
+
+# identity.js `UNCARRIED` (`\Z`, not `$`: Python's `$` also matches before a final newline).
+_UNCARRIED = re.compile(r"[\x00-\x1f\x7f]|\A[ \t]|[ \t]\Z")
 
 
 class SubjectMissing(ValueError):
@@ -68,6 +75,8 @@ def identify(
     subject = token_name or sub or client
     if subject is None:
         raise SubjectMissing("the token names no subject (no `sub`, no service-token client id)")
+    if _UNCARRIED.search(subject):
+        raise SubjectMissing(f"the subject {subject!r} cannot be carried in a header as it is")
     roles = sorted(
         name
         for name, role in policy["roles"].items()

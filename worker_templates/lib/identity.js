@@ -100,6 +100,12 @@ export function accessVerifier(config, secrets = {}) {
 
 const text = (value) => (typeof value === "string" && value ? value : null);
 
+// The subject reaches the upstream in a header (x-airgate-subject) and must arrive as the identity
+// provider signed it. The runtime refuses a control character in a header value (fetch throws, which
+// would read as an upstream failure, 502) and trims white space at either end (" alice" would reach
+// the upstream as "alice"). A subject it cannot carry as it is counts as no usable subject.
+const UNCARRIED = /[\x00-\x1f\x7f]|^[ \t]|[ \t]$/;
+
 // Verified claims → { subject, kind (person, oidc_client, service_token), ids (every identifier
 // that can grant a role: the revocation list may name any of them), roles }. Only what the identity provider vouches for counts:
 // - an email: always in an Access JWT (Access authenticated it); in OIDC only with
@@ -108,7 +114,8 @@ const text = (value) => (typeof value === "string" && value ? value : null);
 //   (RFC 9068 §2.2: with no resource owner, `sub` identifies the client); a person's `sub` or a
 //   token's `azp` never names a client;
 // - an Access service token: its `common_name` (the client id Access verified), named by the stack.
-// A token without a usable subject (no `sub`, no service-token client id) is refused (401).
+// A token without a usable subject (no `sub`, no service-token client id, or a subject a header
+// cannot carry as it is: UNCARRIED) is refused (401).
 export function identify(claims, mode, policy, identityConfig, accessClients) {
   const raw = claims[identityConfig.roles_claim || "groups"];
   const groups = [].concat(raw ?? []).filter((g) => typeof g === "string");
@@ -124,6 +131,7 @@ export function identify(claims, mode, policy, identityConfig, accessClients) {
   }
   const subject = tokenName || sub || client;
   if (!subject) throw new GatewayError("token_subject_missing", "no subject");
+  if (UNCARRIED.test(subject)) throw new GatewayError("token_subject_missing", "a subject a header cannot carry as it is");
   const roles = [];
   for (const [name, role] of Object.entries(policy.roles)) {
     if (
