@@ -110,27 +110,25 @@ def _record(state: State, request: Request) -> dict[str, Any]:
     )
 
 
-@route("PUT", "/zones/{zone_id}/dns_records/{record_id}")
-def replace_record(request: Request, store: Store) -> Answer:
-    body = _record_body(request, _zone_name(store, request))
+def _overwrite_record(store: Store, request: Request, body: dict[str, Any]) -> Answer:
+    """Writes `body` over the existing record the path names (404 if there is none)."""
 
     def apply(state: State) -> Answer:
         _record(state, request)
         return _store_record(state, request, request.params["record_id"], body)
 
     return store.change(apply)
+
+
+@route("PUT", "/zones/{zone_id}/dns_records/{record_id}")
+def replace_record(request: Request, store: Store) -> Answer:
+    return _overwrite_record(store, request, _record_body(request, _zone_name(store, request)))
 
 
 @route("PATCH", "/zones/{zone_id}/dns_records/{record_id}")
 def edit_record(request: Request, store: Store) -> Answer:
     current = store.read(lambda state: {k: _record(state, request)[k] for k in RECORD_FIELDS})
-    body = _record_body(request, _zone_name(store, request), current)
-
-    def apply(state: State) -> Answer:
-        _record(state, request)
-        return _store_record(state, request, request.params["record_id"], body)
-
-    return store.change(apply)
+    return _overwrite_record(store, request, _record_body(request, _zone_name(store, request), current))
 
 
 @route("GET", "/zones/{zone_id}/dns_records")

@@ -173,12 +173,18 @@ def _live(namespace: dict[str, Any], key: str) -> dict[str, Any] | None:
     return entry
 
 
+def _found(state: State, request: Request) -> dict[str, Any]:
+    """The live entry the path names, else Cloudflare's 404 for a missing key."""
+    entry = _live(_namespace(state, request), request.params["key_name"])
+    if entry is None:
+        raise ApiError(404, KEY_NOT_FOUND, "get: 'key not found'")
+    return entry
+
+
 @route("GET", "/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{key_name}")
 def read_value(request: Request, store: Store) -> Answer:
     def look(state: State) -> Answer:
-        entry = _live(_namespace(state, request), request.params["key_name"])
-        if entry is None:
-            raise ApiError(404, KEY_NOT_FOUND, "get: 'key not found'")
+        entry = _found(state, request)
         headers = {"expiration": str(entry["expiration"])} if entry["expiration"] else {}
         return Answer(raw=_data(entry), headers=headers)
 
@@ -187,13 +193,7 @@ def read_value(request: Request, store: Store) -> Answer:
 
 @route("GET", "/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/metadata/{key_name}")
 def read_metadata(request: Request, store: Store) -> Answer:
-    def look(state: State) -> Answer:
-        entry = _live(_namespace(state, request), request.params["key_name"])
-        if entry is None:
-            raise ApiError(404, KEY_NOT_FOUND, "get: 'key not found'")
-        return Answer(entry["metadata"])
-
-    return store.read(look)
+    return store.read(lambda state: Answer(_found(state, request)["metadata"]))
 
 
 @route("DELETE", "/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{key_name}")

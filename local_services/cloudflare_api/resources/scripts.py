@@ -51,17 +51,18 @@ def _module(part: Part) -> dict[str, Any]:
     return entry
 
 
-def _metadata(parts: list[Part]) -> dict[str, Any]:
-    found = [part for part in parts if part.name == "metadata"]
+def _json_part(parts: list[Part], name: str, body: str) -> dict[str, Any]:
+    """The one multipart part called `name`, a JSON object (`body` names the request in errors)."""
+    found = [part for part in parts if part.name == name]
     if len(found) != 1:
-        raise ApiError(400, INVALID, "the upload needs exactly one `metadata` part")
+        raise ApiError(400, INVALID, f"{body} needs exactly one `{name}` part")
     try:
-        metadata = json.loads(found[0].data)
+        value = json.loads(found[0].data)
     except ValueError:
-        raise ApiError(400, INVALID, "the `metadata` part is not JSON") from None
-    if not isinstance(metadata, dict):
-        raise ApiError(400, INVALID, "the `metadata` part must be a JSON object")
-    return metadata
+        raise ApiError(400, INVALID, f"the `{name}` part is not JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, INVALID, f"the `{name}` part must be a JSON object")
+    return value
 
 
 def _bindings(
@@ -180,7 +181,7 @@ def public_bindings(script: dict[str, Any]) -> list[dict[str, Any]]:
 @route("PUT", "/accounts/{account_id}/workers/scripts/{script_name}")
 def upload(request: Request, store: Store) -> Answer:
     parts = request.parts(INVALID)
-    raw = _metadata(parts)
+    raw = _json_part(parts, "metadata", "the upload")
     metadata = Fields(raw, INVALID, "metadata")
     modules = {part.filename or part.name: part for part in parts if part.name != "metadata"}
     main_module, body_part = metadata.text("main_module"), metadata.text("body_part")
@@ -347,15 +348,7 @@ def _edit_settings(request: Request, store: Store, changes: dict[str, Any]) -> d
 @route("PATCH", "/accounts/{account_id}/workers/scripts/{script_name}/settings")
 def edit_settings(request: Request, store: Store) -> Answer:
     """Script and version settings: a multipart body with one JSON `settings` part."""
-    found = [part for part in request.parts(INVALID) if part.name == "settings"]
-    if len(found) != 1:
-        raise ApiError(400, INVALID, "the body needs exactly one `settings` part")
-    try:
-        changes = json.loads(found[0].data)
-    except ValueError:
-        raise ApiError(400, INVALID, "the `settings` part is not JSON") from None
-    if not isinstance(changes, dict):
-        raise ApiError(400, INVALID, "the `settings` part must be a JSON object")
+    changes = _json_part(request.parts(INVALID), "settings", "the body")
     return Answer(_settings(_edit_settings(request, store, changes)))
 
 
