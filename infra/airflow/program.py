@@ -1,5 +1,5 @@
 """Adds Airflow on Kubernetes to the airgate program (plan with `infra.airflow.plan.plan_airflow`, then
-wire with `wire_airflow`): the tunnel and its Access apps, the cluster side,
+wire with `wire_airflow`): the tunnel and its Access apps, the cluster side (`deploy_cluster`),
 and one pre-wired connection per (gateway, task role), built from what the edge really created.
 
 The chart comes from the stack's chart repository, or from the archive `AIRGATE_AIRFLOW_CHART`
@@ -30,8 +30,9 @@ from infra.airflow.connections import (
     connection_json,
     oauth2_endpoint,
 )
-from infra.airflow.plan import AirflowPlan, plan_airflow
+from infra.airflow.plan import AirflowPlan, KubernetesPlan, plan_airflow
 from infra.components.endpoints import EdgeOutputs
+from infra.config.airflow_model import AirflowSettings
 from infra.config.loader import LoadedStack
 from infra.config.model import StackConfig
 
@@ -140,19 +141,43 @@ def wire_airflow(
         "airflow-tunnel",
         AirflowTunnelArgs(plan.tunnel, trigger.access_token_id, identity_provider_id),
     )
+    cluster = deploy_cluster(
+        plan.kubernetes,
+        settings,
+        connection_values=values,
+        tunnel_token=tunnel.connector_token,
+        trigger_api_password=trigger.api_password,
+    )
+    pulumi.export("airflow_ui_url", tunnel.ui_url)
+    pulumi.export("airflow_namespace", cluster.namespace)
+    return trigger
+
+
+def deploy_cluster(
+    plan: KubernetesPlan,
+    settings: AirflowSettings,
+    *,
+    connection_values: dict[str, pulumi.Output[str]],
+    tunnel_token: pulumi.Output[str],
+    trigger_api_password: pulumi.Output[str],
+) -> AirflowOnKubernetes:
+    """The cluster side: the chart and what it reads. The stack's own secrets come from its config;
+    what the Cloudflare side creates (connection documents, the tunnel's token, the trigger user's
+    password) is handed in, so the chart tier can deploy this part alone with values of its own."""
+    config = pulumi.Config("airgate")
     database = settings.database
     kubeconfig = settings.kubernetes.kubeconfig
     assert settings.sign_in is not None and settings.chart is not None
     # An air-gapped deploy points AIRGATE_AIRFLOW_CHART at the release archive; checked against the
     # pinned sha256 before anything is planned.
     archive = archive_from_environment(settings.chart.version)
-    cluster = AirflowOnKubernetes(
+    return AirflowOnKubernetes(
         "airflow",
         AirflowOnKubernetesArgs(
-            plan=plan.kubernetes,
-            connection_values=values,
-            tunnel_token=tunnel.connector_token,
-            trigger_api_password=trigger.api_password,
+            plan=plan,
+            connection_values=connection_values,
+            tunnel_token=tunnel_token,
+            trigger_api_password=trigger_api_password,
             sign_in_client_secret=config.require_secret(settings.sign_in.client_secret.secret),
             database_url=config.require_secret(database.url.secret)
             if database is not None and database.url is not None
@@ -161,6 +186,3 @@ def wire_airflow(
             chart_archive=str(archive) if archive is not None else None,
         ),
     )
-    pulumi.export("airflow_ui_url", tunnel.ui_url)
-    pulumi.export("airflow_namespace", cluster.namespace)
-    return trigger

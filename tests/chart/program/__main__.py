@@ -1,5 +1,5 @@
-"""The Airflow part of a stack for the chart tier: `AirflowOnKubernetes` from the stack's own plan,
-wired as infra/airflow/program.py wires it, deployed by the real `pulumi` into the tier's API server.
+"""The Airflow part of a stack for the chart tier: infra/airflow/program.py's `deploy_cluster` on the
+stack's own plan, deployed by the real `pulumi` into the tier's API server.
 
 What the Cloudflare side would hand over (connection documents, the tunnel's token, the trigger
 user's password) comes from this stack's `chart-tier:*` secrets, which the tier sets with values
@@ -21,9 +21,8 @@ from pathlib import Path
 import no_controllers  # noqa: F401
 import pulumi
 
-from infra.airflow.chart import archive_from_environment
-from infra.airflow.components import AirflowOnKubernetes, AirflowOnKubernetesArgs
 from infra.airflow.plan import plan_airflow
+from infra.airflow.program import deploy_cluster
 from infra.config.loader import load_stack
 
 # The stack files beside this program (the project's Pulumi.yaml names them: stackConfigDir).
@@ -33,7 +32,6 @@ settings = loaded.config.airflow
 plan = plan_airflow(loaded.name, loaded.config)
 assert settings is not None and settings.chart is not None and settings.sign_in is not None
 assert plan is not None and plan.kubernetes is not None
-airgate = pulumi.Config("airgate")
 tier = pulumi.Config("chart-tier")
 seed = tier.require_secret("connectionSeed")
 
@@ -48,22 +46,11 @@ def connection(env_name: str) -> pulumi.Output[str]:
     )
 
 
-archive = archive_from_environment(settings.chart.version)
-kubeconfig = settings.kubernetes.kubeconfig
-database = settings.database
-cluster = AirflowOnKubernetes(
-    "airflow",
-    AirflowOnKubernetesArgs(
-        plan=plan.kubernetes,
-        connection_values={name: connection(name) for name in plan.kubernetes.connection_env_names},
-        tunnel_token=tier.require_secret("tunnelToken"),
-        trigger_api_password=tier.require_secret("triggerPassword"),
-        sign_in_client_secret=airgate.require_secret(settings.sign_in.client_secret.secret),
-        database_url=airgate.require_secret(database.url.secret)
-        if database is not None and database.url is not None
-        else None,
-        kubeconfig=airgate.require_secret(kubeconfig.secret) if kubeconfig is not None else None,
-        chart_archive=str(archive) if archive is not None else None,
-    ),
+cluster = deploy_cluster(
+    plan.kubernetes,
+    settings,
+    connection_values={name: connection(name) for name in plan.kubernetes.connection_env_names},
+    tunnel_token=tier.require_secret("tunnelToken"),
+    trigger_api_password=tier.require_secret("triggerPassword"),
 )
 pulumi.export("airflow_namespace", cluster.namespace)
