@@ -23,6 +23,17 @@ from tests.airflow.conftest import RETAINED, fake_edge, recorded, run_recorded
 from tests.airflow.test_component import plain, release
 from tests.airflow.test_kubernetes_plan import env_entries
 
+# Every day-2 setting at once, on prod (the chart tier checks the same against the release's schema).
+PROD_DAY2_SETTINGS: dict[str, Any] = {
+    "remote_logs": RemoteLogs(base_folder="s3://acme-airflow-logs/prod", connection_id="logs_s3"),
+    "triggerer": TriggererStorage(size="20Gi", storage_class="gp3"),
+    "image_pull_secret": "ghcr-pull",
+    "resources": {
+        "scheduler": Resources(cpu="500m", memory="1Gi", memory_limit="2Gi"),
+        "workers": Resources(cpu="250m", memory="512Mi"),
+    },
+}
+
 
 def with_airflow(loaded: LoadedStack, **changes: Any) -> LoadedStack:
     assert loaded.config.airflow is not None
@@ -255,16 +266,7 @@ def test_long_running_pods_that_read_credentials_carry_their_digest(stack_name: 
 
 
 def test_day2_settings_reach_the_chart_and_stay_schema_valid() -> None:
-    loaded = with_airflow(
-        load_stack("prod"),
-        remote_logs=RemoteLogs(base_folder="s3://acme-airflow-logs/prod", connection_id="logs_s3"),
-        triggerer=TriggererStorage(size="20Gi", storage_class="gp3"),
-        image_pull_secret="ghcr-pull",
-        resources={
-            "scheduler": Resources(cpu="500m", memory="1Gi", memory_limit="2Gi"),
-            "workers": Resources(cpu="250m", memory="512Mi"),
-        },
-    )
+    loaded = with_airflow(load_stack("prod"), **PROD_DAY2_SETTINGS)
     values = planned(loaded).kubernetes.helm_values  # type: ignore[union-attr]
     assert values["config"]["logging"] == {
         "remote_logging": "True",

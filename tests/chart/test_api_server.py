@@ -11,7 +11,7 @@ import pytest
 from infra.config.loader import load_stack
 from tests.chart.cluster import ApiError, Cluster
 from tests.chart.conftest import K8S_STACKS, kubernetes_plan, release_values
-from tests.chart.helm import helm, render, values_file
+from tests.chart.helm import HelmResult, helm, render, values_file
 
 SERVER_VERSION = "v1.36.3"
 
@@ -74,30 +74,16 @@ def test_a_helm_release_fails_on_an_image_bump(cluster: Cluster, chart: Path, tm
     namespace = "helm-release"
     cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, None)
     values = release_values(plan)
-    first = helm(
-        "install",
-        "airflow",
-        str(chart),
-        "-n",
-        namespace,
-        "-f",
-        str(values_file(values, tmp_path)),
-        "--kubeconfig",
-        str(cluster.kubeconfig),
-    )
+
+    def release(verb: str) -> HelmResult:
+        values_path = str(values_file(values, tmp_path))
+        target = ("-n", namespace, "--kubeconfig", str(cluster.kubeconfig))
+        return helm(verb, "airflow", str(chart), "-f", values_path, *target)
+
+    first = release("install")
     assert first.code == 0, first.output
     values["images"]["airflow"]["tag"] = "3.3.2-airgate.2"
-    bumped = helm(
-        "upgrade",
-        "airflow",
-        str(chart),
-        "-n",
-        namespace,
-        "-f",
-        str(values_file(values, tmp_path)),
-        "--kubeconfig",
-        str(cluster.kubeconfig),
-    )
+    bumped = release("upgrade")
     assert bumped.code != 0
     assert 'Job.batch "airflow-run-airflow-migrations" is invalid' in bumped.output
     assert "field is immutable" in bumped.output

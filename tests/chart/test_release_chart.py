@@ -17,8 +17,8 @@ import kubernetes_validate
 import pytest
 
 from infra.airflow.chart import CHART_ENV, RELEASE_SHA256, ChartNotFound, locate_chart
-from infra.config.airflow_model import RemoteLogs, Resources, TriggererStorage
 from infra.config.loader import load_stack
+from tests.airflow.test_day2 import PROD_DAY2_SETTINGS
 from tests.chart.accounts import account_findings
 from tests.chart.conftest import CHART_VERSION, K8S_STACKS, kubernetes_plan, release_values
 from tests.chart.helm import HELM, lint, notes, render, values_file
@@ -129,17 +129,7 @@ def test_deprecated_keys_are_noticed(chart: Path, tmp_path: Path) -> None:
 def test_every_executor_and_the_day2_settings_pass_the_release_schema(
     chart: Path, executor: str, tmp_path: Path
 ) -> None:
-    values, namespace = stack_values(
-        "prod",
-        executor=executor,
-        remote_logs=RemoteLogs(base_folder="s3://acme-airflow-logs/prod", connection_id="logs_s3"),
-        triggerer=TriggererStorage(size="20Gi", storage_class="gp3"),
-        image_pull_secret="ghcr-pull",
-        resources={
-            "scheduler": Resources(cpu="500m", memory="1Gi", memory_limit="2Gi"),
-            "workers": Resources(cpu="250m", memory="512Mi"),
-        },
-    )
+    values, namespace = stack_values("prod", executor=executor, **PROD_DAY2_SETTINGS)
     jsonschema.Draft7Validator(release_schema(chart)).validate(values)
     result = lint(chart, values_file(values, tmp_path), namespace)
     assert result.code == 0, result.output
