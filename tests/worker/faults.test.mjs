@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createServer } from "node:net";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, withPolicy, jwksKey,
+  startGatewaySetting, stopAll, startIssuer, startGateway, pointAt, expectProblem, withPolicy, jwksKey,
   keySetCopy, MAC_KEY,
 } from "./helpers.mjs";
 
@@ -13,17 +13,8 @@ const AUDIENCE = "http://airgate.localhost";
 let issuer, upstream, artifacts;
 const running = [];
 
-before(async () => {
-  artifacts = readArtifacts(buildStack("local"), "warehouse");
-  issuer = await startIssuer();
-  upstream = await startUpstream("warehouse");
-});
-
-after(async () => {
-  await Promise.allSettled(running.map((g) => g.dispose()));
-  await issuer?.close();
-  await upstream?.close();
-});
+before(async () => ({ artifacts, issuer, upstream } = await startGatewaySetting()));
+after(() => stopAll(running, issuer, upstream));
 
 async function gatewayWith(options = {}, target = {}) {
   const gateway = await startGateway(artifacts, {

@@ -188,6 +188,21 @@ export async function startUpstream(name = "upstream") {
 }
 
 /**
+ * What a gateway's test file starts once: one gateway's artifacts from a stack's real build, the
+ * OpenID issuer and that gateway's echo upstream. Resolves {artifacts, issuer, upstream}.
+ */
+export async function startGatewaySetting(stack = "local", gateway = "warehouse") {
+  const artifacts = readArtifacts(buildStack(stack), gateway);
+  return { artifacts, issuer: await startIssuer(), upstream: await startUpstream(gateway) };
+}
+
+/** Disposes every gateway in `gateways` and closes `servers`, whichever of them started. */
+export async function stopAll(gateways, ...servers) {
+  await Promise.allSettled(gateways.map((gateway) => gateway?.dispose()));
+  for (const server of servers) await server?.close();
+}
+
+/**
  * A stand-in for Airflow 3's dag-run API, as far as the gateway uses it, as a startUpstream handler:
  * POST /api/v2/dags/{dag_id}/dagRuns records a run in `runs` (with the headers it came with) unless
  * the DAG already has that dag_run_id (409 AlreadyExists: Airflow's stable REST API, "Trigger a new

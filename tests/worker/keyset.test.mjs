@@ -6,24 +6,15 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem, jwksKey, keySetCopy, MAC_KEY,
+  startGatewaySetting, stopAll, startIssuer, startGateway, pointAt, expectProblem, jwksKey, keySetCopy, MAC_KEY,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
 let issuer, upstream, artifacts;
 const running = [];
 
-before(async () => {
-  artifacts = readArtifacts(buildStack("local"), "warehouse");
-  issuer = await startIssuer();
-  upstream = await startUpstream("warehouse");
-});
-
-after(async () => {
-  await Promise.allSettled(running.map((g) => g.dispose()));
-  await issuer?.close();
-  await upstream?.close();
-});
+before(async () => ({ artifacts, issuer, upstream } = await startGatewaySetting()));
+after(() => stopAll(running, issuer, upstream));
 
 async function gatewayWith({ macKey = MAC_KEY, identity = {}, from = issuer } = {}) {
   const secrets = { UPSTREAM_CREDENTIAL: "t", ...(macKey ? { JWKS_KV_MAC_KEY: macKey } : {}) };

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  buildStack, readArtifacts, startIssuer, startUpstream, startGateway, pointAt, expectProblem,
+  startGatewaySetting, stopAll, startGateway, pointAt, expectProblem,
 } from "./helpers.mjs";
 
 const AUDIENCE = "http://airgate.localhost";
@@ -11,9 +11,7 @@ let issuer, upstream, gateway, artifacts;
 const running = [];
 
 before(async () => {
-  artifacts = readArtifacts(buildStack("local"), "warehouse");
-  issuer = await startIssuer();
-  upstream = await startUpstream("warehouse");
+  ({ artifacts, issuer, upstream } = await startGatewaySetting());
   gateway = await startGateway(artifacts, {
     vars: pointAt(artifacts.wrangler, { issuer, upstream, audience: AUDIENCE }),
     secrets: { UPSTREAM_CREDENTIAL: "t" },
@@ -21,11 +19,7 @@ before(async () => {
   running.push(gateway);
 });
 
-after(async () => {
-  await Promise.allSettled(running.map((g) => g.dispose()));
-  await issuer?.close();
-  await upstream?.close();
-});
+after(() => stopAll(running, issuer, upstream));
 
 const agent = { sub: "ai-agent", client_id: "ai-agent" };
 const call = async (claims = {}, options = {}, to = gateway) =>
