@@ -1,6 +1,8 @@
 // Gateway benchmark: the same request (GET /v1/tables/revenue with a bearer JWT) against
 //   1. the upstream directly,
 //   2. a pass-through Worker (fetch to the upstream, nothing else), in Miniflare and in workerd alone,
+//      and in workerd a Worker that makes only the gateway's runtime calls (setup.mjs: what the
+//      gateway's features cost in the runtime, without the gateway's own code),
 //   3. the full gateway bundle from `airgate build --stack local` (JWT + policy + DO bucket + log),
 //      in Miniflare and in workerd alone (bench/gateway/workerd.mjs: the npm `workerd` binary with a
 //      config generated from the gateway's own bindings, KV and Durable Objects),
@@ -22,7 +24,7 @@ import {
 } from "../../tests/worker/helpers.mjs";
 import {
   AUDIENCE, PATH, PASS_SCRIPT, PASS_DATE, benchArtifacts, callerToken, leanUpstream, workerdPassThrough,
-  workerdGateway as startGatewayWorkerd,
+  workerdRuntimeCalls, workerdGateway as startGatewayWorkerd,
 } from "./setup.mjs";
 
 const DURATION = Math.min(Math.max(Number(process.argv[2] || 5), 1), 30);
@@ -326,6 +328,9 @@ async function main() {
     const pass = await workerdPassThrough(upstream);
     cleanups.push(pass.stop);
     await measure("pass-through Worker (workerd)", pass.url + PATH, token, pass.pid);
+    const calls = await workerdRuntimeCalls(upstream);
+    cleanups.push(calls.stop);
+    await measure("runtime calls alone (workerd)", calls.url + PATH, token, calls.pid);
 
     // First request after start, five fresh processes (median), beside a pass-through's first.
     const firsts = [];
@@ -350,16 +355,20 @@ async function main() {
     const full = await workerdGateway(artifacts, issuer, upstream);
     const before = full.worker.lines.count;
     await measure("full gateway (workerd)", full.url, token, full.worker.pid);
-    // The c=16 ratio again in alternating rounds, both processes up, so that a drift of the
-    // machine between the two table cells (±10 % seen) does not decide it: the median of 3.
-    rounds = [ratioOf(get("full gateway (workerd)", 16), get("pass-through Worker (workerd)", 16))];
+    // The c=16 ratio again in alternating rounds, all processes up, so that a drift of the
+    // machine between the table's cells (±10 % seen) does not decide it: the median of 3. Beside
+    // it, the same for the runtime calls alone: the ratio a gateway whose own code cost nothing.
+    const cell = (name) => get(name, 16);
+    rounds = [[cell("full gateway (workerd)"), cell("runtime calls alone (workerd)")].map((r) => ratioOf(r, cell("pass-through Worker (workerd)")))];
     for (let i = 0; i < 2; i++) {
       const p = await wrk(pass.url + PATH, 16, token);
       const f = await wrk(full.url, 16, token);
-      rounds.push(ratioOf(f, p));
+      const r = await wrk(calls.url + PATH, 16, token);
+      rounds.push([ratioOf(f, p), ratioOf(r, p)]);
     }
     const total = results.filter((r) => r.name === "full gateway (workerd)").reduce((sum, r) => sum + r.total, 0);
     await full.worker.stop();
+    await calls.stop();
     await pass.stop();
     notes.push(`workerd gateway: ${full.worker.lines.count - before} log lines for ${total} measured requests (+ warm-up and rounds)`);
     flood = await floodImpact(artifacts, issuer, upstream);
@@ -387,16 +396,20 @@ async function main() {
       const g = get(`full gateway (${runtime})`, c), p = get(`pass-through Worker (${runtime})`, c);
       if (!g || !p) continue;
       const cpu = g.cpuPerRequestUs - p.cpuPerRequestUs;
+      const calls = get(`runtime calls alone (${runtime})`, c);
+      const split = calls ? ` (the runtime calls alone: ${(calls.cpuPerRequestUs - p.cpuPerRequestUs).toFixed(0)} µs of it)` : "";
       const peers = ["cache off", "cache 60 s"].map((label) => [label, get(`apache2 + mod_oauth2 (${label})`, c)]).filter(([, a]) => a);
-      console.log(`${runtime} c=${c}: full gateway / pass-through = ${(g.rps / p.rps).toFixed(2)} (goal ≥ 0.65); gateway CPU overhead ${cpu.toFixed(0)} µs/request (goal ≤ 100)` +
+      console.log(`${runtime} c=${c}: full gateway / pass-through = ${(g.rps / p.rps).toFixed(2)} (goal ≥ 0.65); gateway CPU overhead ${cpu.toFixed(0)} µs/request${split} (goal ≤ 100)` +
         peers.map(([label, a]) => `; / apache (${label}) = ${(g.rps / a.rps).toFixed(2)} req/s, ${(a.cpuPerRequestUs / g.cpuPerRequestUs).toFixed(2)} CPU per request`).join("") +
         " (goal ≥ 1.0 at equal cache settings; CPU: apache's µs/request over the gateway's)");
     }
   }
   if (first) console.log(`Miniflare first request after start: ${first.ms.toFixed(1)} ms (status ${first.status}; key set fetched from the IdP); second: ${second.ms.toFixed(1)} ms; Miniflare start ${startMs.toFixed(0)} ms; decision lines logged: ${logged}`);
   if (rounds) {
-    const median = [...rounds].sort((a, b) => a - b)[1];
-    console.log(`workerd c=16, full gateway / pass-through in 3 alternating rounds: ${rounds.map((r) => r.toFixed(2)).join(", ")}; median ${median.toFixed(2)} (goal ≥ 0.65)`);
+    const [full, calls] = [0, 1].map((i) => rounds.map((round) => round[i]));
+    const text = (ratios) => `${ratios.map((r) => r.toFixed(2)).join(", ")}; median ${[...ratios].sort((a, b) => a - b)[1].toFixed(2)}`;
+    console.log(`workerd c=16, full gateway / pass-through in 3 alternating rounds: ${text(full)} (goal ≥ 0.65)`);
+    console.log(`workerd c=16, runtime calls alone / pass-through in the same rounds: ${text(calls)} (what the gateway's features cost in the runtime, without its own code)`);
   }
   if (coldWorkerd) console.log(`workerd first request after start, key set in KV (median of 5 fresh processes): ${coldWorkerd.first.toFixed(1)} ms (IdP calls ${coldWorkerd.idpCalls}; goal ≤ 10 ms); second: ${coldWorkerd.second.toFixed(1)} ms; a pass-through Worker's first: ${coldWorkerd.pass.toFixed(1)} ms`);
   if (flood) console.log(`another client's p50 while one floods a 600/min route (workerd): ${flood.alone.toFixed(1)} ms alone → ${flood.during.toFixed(1)} ms (${(flood.during / flood.alone).toFixed(1)}×, goal ≤ 2×); the flood: ${flood.flooded.rps.toFixed(0)} req/s, ${flood.flooded.non2xx} non-2xx of ${flood.flooded.total}`);
