@@ -36,7 +36,8 @@ _UNCARRIED = re.compile(r"[\x00-\x1f\x7f]|\A[ \t]|[ \t]\Z")
 
 
 class SubjectMissing(ValueError):
-    """No `sub` and no service-token client id: the Worker answers 401 (token_subject_missing)."""
+    """No usable subject (none at all, or one a header cannot carry as it is): the Worker answers 401
+    (token_subject_missing)."""
 
 
 def _values(claim: Any) -> list[str]:
